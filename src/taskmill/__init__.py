@@ -1,0 +1,64 @@
+"""taskmill: background work that keeps running.
+
+Retries with backoff, tagged task groups, supervised workers, periodic and
+triggered jobs, an application lifecycle, and a task manager with priorities,
+concurrency and rate limits, scheduling, results and cancellation — asyncio-native,
+in memory, on SQLite or on Redis.
+"""
+
+from __future__ import annotations
+
+from ._errors import AlreadyStarted as AlreadyStarted
+from ._errors import CannotBeConfigured as CannotBeConfigured
+from ._errors import CannotBeStopped as CannotBeStopped
+from ._errors import ConfigurationError as ConfigurationError
+from ._errors import Next as Next
+from ._errors import NotRunning as NotRunning
+from ._errors import ResetBackoff as ResetBackoff
+from ._errors import RetriesExhausted as RetriesExhausted
+from ._errors import RetryDirective as RetryDirective
+from ._errors import RetryNow as RetryNow
+from ._errors import StateError as StateError
+from ._errors import StopRetrying as StopRetrying
+from ._errors import StopTimeout as StopTimeout
+from ._errors import TagExists as TagExists
+from ._errors import TaskCancelled as TaskCancelled
+from ._errors import TaskFailed as TaskFailed
+from ._errors import TaskmillError as TaskmillError
+from ._errors import TaskNotFound as TaskNotFound
+from ._errors import TaskTimeout as TaskTimeout
+from ._errors import WorkerExitedPrematurely as WorkerExitedPrematurely
+from ._errors import WouldBlock as WouldBlock
+from ._version import __version__ as __version__
+
+__all__ = [
+    "AlreadyStarted",
+    "CannotBeConfigured",
+    "CannotBeStopped",
+    "ConfigurationError",
+    "Next",
+    "NotRunning",
+    "ResetBackoff",
+    "RetriesExhausted",
+    "RetryDirective",
+    "RetryNow",
+    "StateError",
+    "StopRetrying",
+    "StopTimeout",
+    "TagExists",
+    "TaskCancelled",
+    "TaskFailed",
+    "TaskNotFound",
+    "TaskTimeout",
+    "TaskmillError",
+    "WorkerExitedPrematurely",
+    "WouldBlock",
+    "__version__",
+]
+
+# Public names report their public home (reprs, tracebacks and docs say taskmill.X).
+for _name in __all__:
+    _obj = globals()[_name]
+    if getattr(_obj, "__module__", "").startswith("taskmill._"):
+        _obj.__module__ = __name__
+del _name, _obj

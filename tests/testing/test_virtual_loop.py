@@ -1,0 +1,113 @@
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import threading
+
+import pytest
+
+from taskmill import _clock
+from taskmill.testing import VirtualTimeLoop, wait_all_tasks_blocked
+
+
+async def test_one_hour_sleep_is_instant_and_exact() -> None:
+    loop = asyncio.get_running_loop()
+    assert isinstance(loop, VirtualTimeLoop)
+    real_start = _clock.real_monotonic()
+    await asyncio.sleep(3600)
+    assert loop.time() == 3600.0
+    assert _clock.real_monotonic() - real_start < 0.5
+
+
+async def test_many_small_sleeps_land_on_exact_timestamps() -> None:
+    loop = asyncio.get_running_loop()
+    for i in range(1, 301):
+        await asyncio.sleep(0.1)
+        assert loop.time() == pytest.approx(i * 0.1, abs=1e-9)
+    start = loop.time()
+    await asyncio.sleep(0.3)
+    assert loop.time() == start + 0.3
+
+
+async def test_call_at_deadline_is_hit_exactly() -> None:
+    loop = asyncio.get_running_loop()
+    await asyncio.sleep(0.1)
+    fired: list[float] = []
+    when = loop.time() + 1.7
+    loop.call_at(when, lambda: fired.append(loop.time()))
+    await asyncio.sleep(5)
+    assert fired == [when]
+
+
+async def test_timeout_deadline_is_exact() -> None:
+    loop = asyncio.get_running_loop()
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(2.5):
+            await asyncio.sleep(100)
+    assert loop.time() == 2.5
+
+
+async def test_to_thread_works_and_holds_the_clock() -> None:
+    loop = asyncio.get_running_loop()
+    release = threading.Event()
+
+    def blocking() -> str:
+        release.wait(5)
+        return "done"
+
+    async with asyncio.timeout(60):
+        task = asyncio.create_task(asyncio.to_thread(blocking))
+        await wait_all_tasks_blocked()
+        loop.call_soon_threadsafe(release.set)  # thread may now finish
+        release.set()
+        assert await task == "done"
+    assert loop.time() == 0.0
+
+
+async def test_wall_clock_follows_virtual_time() -> None:
+    before = _clock.now()
+    await asyncio.sleep(86400)
+    after = _clock.now()
+    assert after - before == dt.timedelta(days=1)
+    assert after.tzinfo is dt.UTC
+
+
+async def test_wait_all_tasks_blocked_orders_steps_without_sleeping() -> None:
+    loop = asyncio.get_running_loop()
+    seen: list[str] = []
+    event = asyncio.Event()
+
+    async def waiter() -> None:
+        seen.append("waiting")
+        await event.wait()
+        seen.append("woken")
+
+    task = asyncio.create_task(waiter())
+    await wait_all_tasks_blocked()
+    assert seen == ["waiting"]
+    event.set()
+    await task
+    assert seen == ["waiting", "woken"]
+    assert loop.time() == 0.0
+
+
+@pytest.fixture
+async def ticking() -> object:
+    await asyncio.sleep(10)
+    yield asyncio.get_running_loop().time()
+    await asyncio.sleep(1)
+
+
+async def test_async_fixture_shares_the_test_loop(ticking: float) -> None:
+    assert ticking == 10.0
+    assert asyncio.get_running_loop().time() == 10.0
+
+
+@pytest.mark.virtual_time(start=1000.0)
+async def test_marker_sets_the_start() -> None:
+    assert asyncio.get_running_loop().time() == 1000.0
+
+
+@pytest.mark.real_time
+async def test_real_time_marker_uses_a_standard_loop() -> None:
+    assert not isinstance(asyncio.get_running_loop(), VirtualTimeLoop)
