@@ -6,8 +6,8 @@ import threading
 
 import pytest
 
-from taskmill import _clock
-from taskmill.testing import VirtualTimeLoop, wait_all_tasks_blocked
+from taskmill import ConfigurationError, _clock
+from taskmill.testing import VirtualTimeLoop, run, wait_all_tasks_blocked
 
 
 async def test_one_hour_sleep_is_instant_and_exact() -> None:
@@ -111,3 +111,39 @@ async def test_marker_sets_the_start() -> None:
 @pytest.mark.real_time
 async def test_real_time_marker_uses_a_standard_loop() -> None:
     assert not isinstance(asyncio.get_running_loop(), VirtualTimeLoop)
+
+
+def test_run_helper_runs_on_virtual_time() -> None:
+    async def main() -> float:
+        await asyncio.sleep(7200)
+        return asyncio.get_running_loop().time()
+
+    assert run(main, start=5.0) == 7205.0
+
+
+def test_negative_threshold_is_a_configuration_error() -> None:
+    with pytest.raises(ConfigurationError, match="autojump_threshold"):
+        VirtualTimeLoop(autojump_threshold=-1)
+
+
+async def test_advance_moves_the_clock_and_fires_due_timers() -> None:
+    loop = asyncio.get_running_loop()
+    assert isinstance(loop, VirtualTimeLoop)
+    fired = asyncio.Event()
+    loop.call_later(10, fired.set)
+    loop.advance(10)
+    await fired.wait()
+    assert loop.time() == 10.0
+    with pytest.raises(ConfigurationError):
+        loop.advance(-1)
+
+
+async def test_wait_all_tasks_blocked_needs_the_virtual_loop_message() -> None:
+    """On the virtual loop it returns immediately when nothing else runs."""
+    await wait_all_tasks_blocked()
+
+
+@pytest.mark.real_time
+async def test_wait_all_tasks_blocked_refuses_real_time() -> None:
+    with pytest.raises(ConfigurationError, match="virtual-time loop"):
+        await wait_all_tasks_blocked()

@@ -21,7 +21,7 @@ import asyncio
 import contextvars
 import heapq
 import selectors
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from concurrent.futures import Executor
 from typing import TYPE_CHECKING, Any, TypeVar, TypeVarTuple, Unpack, final
 
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 from taskmill import _clock
 from taskmill._errors import ConfigurationError
 
-__all__ = ["VirtualTimeLoop", "wait_all_tasks_blocked"]
+__all__ = ["VirtualTimeLoop", "run", "wait_all_tasks_blocked"]
 
 T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
@@ -117,8 +117,6 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         wall_start: float | None = None,
         autojump_threshold: float = 0.0,
     ) -> None:
-        if autojump_threshold < 0:
-            raise ConfigurationError(f"autojump_threshold must be >= 0, got {autojump_threshold!r}")
         self._virtual = float(start)
         self._start = float(start)
         self._wall_start = _clock.real_now().timestamp() if wall_start is None else wall_start
@@ -129,6 +127,9 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         selector = _AutojumpSelector(selectors.DefaultSelector(), autojump_threshold)
         super().__init__(selector)
         selector.loop = self
+        if not autojump_threshold >= 0:  # also rejects NaN
+            self.close()
+            raise ConfigurationError(f"autojump_threshold must be >= 0, got {autojump_threshold!r}")
 
     # -- the clock --------------------------------------------------------------
     def time(self) -> float:
@@ -214,3 +215,31 @@ async def wait_all_tasks_blocked() -> None:
             "(taskmill.testing.VirtualTimeLoop); this test runs on real time"
         )
     await loop.add_idle_waiter()
+
+
+def run(
+    main: Callable[[], Coroutine[Any, Any, T]],
+    *,
+    start: float = 0.0,
+    wall_start: float | None = None,
+    autojump_threshold: float = 0.0,
+) -> T:
+    """Run ``main()`` to completion on a fresh :class:`VirtualTimeLoop`.
+
+    Args:
+        main: A coroutine function taking no arguments.
+        start: The initial ``loop.time()``.
+        wall_start: POSIX wall time matching ``start`` (default: the real time now).
+        autojump_threshold: Real seconds to wait for real I/O before jumping.
+
+    Returns:
+        Whatever ``main()`` returns.
+    """
+
+    def factory() -> asyncio.AbstractEventLoop:
+        return VirtualTimeLoop(
+            start=start, wall_start=wall_start, autojump_threshold=autojump_threshold
+        )
+
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(main())
