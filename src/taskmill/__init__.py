@@ -8,6 +8,10 @@ in memory, on SQLite or on Redis.
 
 from __future__ import annotations
 
+from ._backoff import Backoff as Backoff
+from ._backoff import Constant as Constant
+from ._backoff import Exponential as Exponential
+from ._backoff import Jitter as Jitter
 from ._errors import AlreadyStarted as AlreadyStarted
 from ._errors import CannotBeConfigured as CannotBeConfigured
 from ._errors import CannotBeStopped as CannotBeStopped
@@ -29,20 +33,43 @@ from ._errors import TaskNotFound as TaskNotFound
 from ._errors import TaskTimeout as TaskTimeout
 from ._errors import WorkerExitedPrematurely as WorkerExitedPrematurely
 from ._errors import WouldBlock as WouldBlock
+from ._retry import Retry as Retry
+from ._retry import RetryDecorator as RetryDecorator
+from ._retry import RetryOn as RetryOn
+from ._retry import retry as retry
+from ._retry import run as run
+from ._runner import Attempt as Attempt
+from ._runner import RetryState as RetryState
+from ._runner import Runner as Runner
+from ._runner import Step as Step
+from ._ticker import Ticker as Ticker
+from ._ticker import TickerStatistics as TickerStatistics
+from ._ticker import wait_tick as wait_tick
 from ._version import __version__ as __version__
 
 __all__ = [
     "AlreadyStarted",
+    "Attempt",
+    "Backoff",
     "CannotBeConfigured",
     "CannotBeStopped",
     "ConfigurationError",
+    "Constant",
+    "Exponential",
+    "Jitter",
     "Next",
     "NotRunning",
     "ResetBackoff",
     "RetriesExhausted",
+    "Retry",
+    "RetryDecorator",
     "RetryDirective",
     "RetryNow",
+    "RetryOn",
+    "RetryState",
+    "Runner",
     "StateError",
+    "Step",
     "StopRetrying",
     "StopTimeout",
     "TagExists",
@@ -51,9 +78,14 @@ __all__ = [
     "TaskNotFound",
     "TaskTimeout",
     "TaskmillError",
+    "Ticker",
+    "TickerStatistics",
     "WorkerExitedPrematurely",
     "WouldBlock",
     "__version__",
+    "retry",
+    "run",
+    "wait_tick",
 ]
 
 # Public names report their public home (reprs, tracebacks and docs say taskmill.X).
