@@ -1,0 +1,83 @@
+"""``taskmill demo``: a short, real-time tour of what taskmill does, printed as it happens."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from rich.console import Console
+
+import taskmill as tm
+
+__all__ = ["run_demo"]
+
+
+@dataclass
+class _Tour:
+    """Prints timestamped lines relative to the start of the tour."""
+
+    console: Console
+    speed: float
+    loop: asyncio.AbstractEventLoop = field(default_factory=asyncio.get_running_loop)
+    start: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.start = self.loop.time()
+
+    def seconds(self, value: float) -> float:
+        """Scale a demo duration by the speed factor."""
+        return value / self.speed
+
+    def say(self, text: str, style: str = "") -> None:
+        """Print ``text`` with the elapsed (unscaled) time in front."""
+        elapsed = (self.loop.time() - self.start) * self.speed
+        self.console.print(f"[dim]{elapsed:6.2f}s[/dim]  {text}", style=style)
+
+    def heading(self, text: str) -> None:
+        """Print a section heading."""
+        self.console.rule(f"[bold]{text}")
+
+
+async def _retries(tour: _Tour) -> None:
+    tour.heading("Retries with backoff")
+    calls = 0
+
+    async def fetch(url: str) -> str:
+        nonlocal calls
+        calls += 1
+        if calls < 3:
+            raise ConnectionError(f"{url} did not answer (call {calls})")
+        return f"200 OK from {url}"
+
+    def on_attempt(attempt: tm.Attempt) -> None:
+        outcome = "ok" if attempt.error is None else f"failed: {attempt.error}"
+        tour.say(f"attempt {attempt.number} {outcome}")
+
+    policy = tm.Retry(
+        max_attempts=5,
+        backoff=tm.Exponential(tour.seconds(0.2), multiplier=2.0),
+        on_attempt=on_attempt,
+    )
+    result = await policy.run(fetch, "https://inventory.internal")
+    tour.say(f"[green]result:[/green] {result}")
+
+    async def always_down() -> None:
+        raise ConnectionRefusedError("payments service is down")
+
+    give_up = tm.Retry(
+        max_attempts=3, backoff=tm.Constant(tour.seconds(0.1)), on_attempt=on_attempt
+    )
+    try:
+        await give_up.run(always_down)
+    except tm.RetriesExhausted as exc:
+        tour.say(f"[red]gave up:[/red] {exc}")
+        for attempt in exc.attempts:
+            tour.say(f"  history: attempt {attempt.number}, {attempt.duration * 1000:.1f} ms")
+
+
+async def run_demo(console: Console, *, speed: float = 1.0) -> None:
+    """Run every section of the tour in order."""
+    tour = _Tour(console, speed)
+    console.print(f"[bold]taskmill {tm.__version__}[/bold] demo (speed x{speed:g})")
+    await _retries(tour)
+    tour.heading("Done")
