@@ -18,10 +18,13 @@ from ._errors import CannotBeStopped as CannotBeStopped
 from ._errors import ConfigurationError as ConfigurationError
 from ._errors import Next as Next
 from ._errors import NotRunning as NotRunning
+from ._errors import PayloadError as PayloadError
+from ._errors import PayloadTooLarge as PayloadTooLarge
 from ._errors import ResetBackoff as ResetBackoff
 from ._errors import RetriesExhausted as RetriesExhausted
 from ._errors import RetryDirective as RetryDirective
 from ._errors import RetryNow as RetryNow
+from ._errors import SignatureError as SignatureError
 from ._errors import StateError as StateError
 from ._errors import StopRetrying as StopRetrying
 from ._errors import StopTimeout as StopTimeout
@@ -31,8 +34,27 @@ from ._errors import TaskFailed as TaskFailed
 from ._errors import TaskmillError as TaskmillError
 from ._errors import TaskNotFound as TaskNotFound
 from ._errors import TaskTimeout as TaskTimeout
+from ._errors import UnknownTask as UnknownTask
 from ._errors import WorkerExitedPrematurely as WorkerExitedPrematurely
 from ._errors import WouldBlock as WouldBlock
+from ._health import Health as Health
+from ._health import HealthError as HealthError
+from ._health import HealthLevel as HealthLevel
+from ._health import HealthSnapshot as HealthSnapshot
+from ._jobgroup import JobGroup as JobGroup
+from ._jobgroup import JobGroupState as JobGroupState
+from ._jobgroup import JobGroupStatistics as JobGroupStatistics
+from ._jobgroup import JobScope as JobScope
+from ._jobs import Job as Job
+from ._jobs import JobKind as JobKind
+from ._jobs import JobState as JobState
+from ._jobs import JobStatistics as JobStatistics
+from ._jobs import current_health as current_health
+from ._jobs import observer as observer
+from ._jobs import one_shot as one_shot
+from ._metrics import Metrics as Metrics
+from ._metrics import NoopMetrics as NoopMetrics
+from ._names import sanitize_name as sanitize_name
 from ._retry import Retry as Retry
 from ._retry import RetryDecorator as RetryDecorator
 from ._retry import RetryOn as RetryOn
@@ -45,6 +67,9 @@ from ._runner import Step as Step
 from ._ticker import Ticker as Ticker
 from ._ticker import TickerStatistics as TickerStatistics
 from ._ticker import wait_tick as wait_tick
+from ._timer import timer as timer
+from ._trigger import Trigger as Trigger
+from ._trigger import TriggerStatistics as TriggerStatistics
 from ._version import __version__ as __version__
 
 __all__ = [
@@ -56,9 +81,25 @@ __all__ = [
     "ConfigurationError",
     "Constant",
     "Exponential",
+    "Health",
+    "HealthError",
+    "HealthLevel",
+    "HealthSnapshot",
     "Jitter",
+    "Job",
+    "JobGroup",
+    "JobGroupState",
+    "JobGroupStatistics",
+    "JobKind",
+    "JobScope",
+    "JobState",
+    "JobStatistics",
+    "Metrics",
     "Next",
+    "NoopMetrics",
     "NotRunning",
+    "PayloadError",
+    "PayloadTooLarge",
     "ResetBackoff",
     "RetriesExhausted",
     "Retry",
@@ -68,6 +109,7 @@ __all__ = [
     "RetryOn",
     "RetryState",
     "Runner",
+    "SignatureError",
     "StateError",
     "Step",
     "StopRetrying",
@@ -80,11 +122,19 @@ __all__ = [
     "TaskmillError",
     "Ticker",
     "TickerStatistics",
+    "Trigger",
+    "TriggerStatistics",
+    "UnknownTask",
     "WorkerExitedPrematurely",
     "WouldBlock",
     "__version__",
+    "current_health",
+    "observer",
+    "one_shot",
     "retry",
     "run",
+    "sanitize_name",
+    "timer",
     "wait_tick",
 ]
 

@@ -21,7 +21,11 @@ r"""Every exception taskmill raises, in one tree.
     ├── TaskTimeout (TimeoutError)           one attempt ran past its per-attempt timeout
     ├── RetriesExhausted                     every allowed attempt failed (or the deadline hit)
     ├── TaskFailed                           a managed task ended failed or timed out
-    └── TaskCancelled                        a managed task was cancelled (seen by awaiters)
+    ├── TaskCancelled                        a managed task was cancelled (seen by awaiters)
+    ├── UnknownTask (LookupError)            no task registered under that name / for that callable
+    └── PayloadError (ValueError)            a payload cannot be encoded or decoded (.reason)
+        ├── PayloadTooLarge                  over a PayloadLimits bound (.size, .limit)
+        └── SignatureError                   unsigned, forged or unknown-key payload refused
 
 Cancellation of the *current* task is never part of this tree: it stays
 :class:`asyncio.CancelledError`, is never wrapped, never swallowed and never counted
@@ -44,10 +48,13 @@ __all__ = [
     "ConfigurationError",
     "Next",
     "NotRunning",
+    "PayloadError",
+    "PayloadTooLarge",
     "ResetBackoff",
     "RetriesExhausted",
     "RetryDirective",
     "RetryNow",
+    "SignatureError",
     "StateError",
     "StopRetrying",
     "StopTimeout",
@@ -57,6 +64,7 @@ __all__ = [
     "TaskNotFound",
     "TaskTimeout",
     "TaskmillError",
+    "UnknownTask",
     "WorkerExitedPrematurely",
     "WouldBlock",
 ]
@@ -341,3 +349,67 @@ class TaskCancelled(TaskmillError):
 
     def __str__(self) -> str:
         return f"task {self.name!r} ({self.task_id}) was cancelled"
+
+
+class UnknownTask(TaskmillError, LookupError):
+    """No task is registered under this name, or for this callable.
+
+    Nothing is ever imported to find a task: only names registered in a
+    :class:`~taskmill.TaskRegistry` exist.
+
+    Attributes:
+        name: The name looked up (for a callable: the name it would get by default).
+        hint: How to fix it ("" when there is nothing to add).
+    """
+
+    def __init__(self, name: str, *, hint: str = "") -> None:
+        super().__init__(name)
+        self.name = name
+        self.hint = hint
+
+    def __str__(self) -> str:
+        text = f"no task registered as {self.name!r}"
+        return f"{text}; {self.hint}" if self.hint else text
+
+
+class PayloadError(TaskmillError, ValueError):
+    """A payload, result or stored error could not be encoded or decoded.
+
+    ``reason`` is a complete, bounded sentence fit to be stored as a dead-letter
+    reason (it names the task and the argument when they are known).
+
+    Attributes:
+        reason: What is wrong, e.g. ``"argument 'when' of task 'mail.send': ..."``.
+        task: The task name, when known.
+        argument: The argument (``"0"`` for the first positional one, or the
+            keyword name), when the problem is one argument.
+    """
+
+    def __init__(
+        self, reason: str, *, task: str | None = None, argument: str | None = None
+    ) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.task = task
+        self.argument = argument
+
+    def __str__(self) -> str:
+        return self.reason
+
+
+class PayloadTooLarge(PayloadError):
+    """An encoded payload or result is bigger than its configured limit.
+
+    Attributes:
+        size: The size in bytes.
+        limit: The limit in bytes.
+    """
+
+    def __init__(self, what: str, size: int, limit: int, *, task: str | None = None) -> None:
+        super().__init__(f"{what} is {size} bytes, over the limit of {limit} bytes", task=task)
+        self.size = size
+        self.limit = limit
+
+
+class SignatureError(PayloadError):
+    """A payload is unsigned, forged, tampered with, or signed with an unknown key id."""
