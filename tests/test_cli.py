@@ -26,9 +26,18 @@ def test_version() -> None:
 
 def test_demo_runs_every_section() -> None:
     """The README's first command: the demo finishes and shows each feature at work."""
-    result = CliRunner().invoke(cli, ["demo", "--speed", "50"])
+    result = CliRunner().invoke(cli, ["demo", "--speed", "10"])
     assert result.exit_code == 0, result.output
-    for expected in ["Retries with backoff", "attempt 3 ok", "gave up after 3 attempts", "Done"]:
+    expected_lines = [
+        "Retries with backoff",
+        "attempt 3 ok",
+        "gave up after 3 attempts",
+        "Periodic jobs, triggers and health",
+        "reindex run 2",
+        "warm-cache: STOPPED",
+        "Done",
+    ]
+    for expected in expected_lines:
         assert expected in result.output
 
 

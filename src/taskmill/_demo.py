@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass, field
 
 from rich.console import Console
@@ -75,9 +76,74 @@ async def _retries(tour: _Tour) -> None:
             tour.say(f"  history: attempt {attempt.number}, {attempt.duration * 1000:.1f} ms")
 
 
+async def _jobs(tour: _Tour) -> None:
+    tour.heading("Periodic jobs, triggers and health")
+    kick = tm.Trigger()
+    reindexes = 0
+
+    async def reindex() -> None:
+        nonlocal reindexes
+        reindexes += 1
+        tour.say(f"reindex run {reindexes}")
+
+    async def migrate() -> None:
+        tour.say("migrate: schema is current")
+        tm.current_health().ok("schema is current")
+
+    failures = 0
+
+    async def warm_cache() -> None:
+        nonlocal failures
+        failures += 1
+        raise OSError(f"cache node unreachable (try {failures})")
+
+    async with tm.JobGroup("indexer") as group:
+        group.add(
+            tm.timer("reindex", reindex, interval=tour.seconds(0.4)),
+            tm.one_shot("migrate", migrate),
+            tm.one_shot(
+                "warm-cache",
+                warm_cache,
+                retry=tm.Retry(max_attempts=2, backoff=tm.Constant(tour.seconds(0.1))),
+            ),
+        )
+        await asyncio.sleep(tour.seconds(0.5))
+        tour.say("trigger: an extra reindex now, without touching the schedule")
+        kick_timer = tm.timer("reindex-on-demand", reindex, interval=0, trigger=kick)
+        group.add(kick_timer)
+        kick.trigger()
+        kick.trigger()  # coalesces with the one above: one run
+        await asyncio.sleep(tour.seconds(0.45))
+        snapshot = group.health.snapshot()
+        tour.say(f"health of {snapshot.name!r}: {snapshot.level.name}")
+        for child in snapshot.children:
+            tour.say(f"  {child.name}: {child.level.name} — {child.message}")
+
+
+class _OneLine(logging.Formatter):
+    """Log lines for the tour: level and message, no traceback."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"[log {record.levelname.lower()}] {record.getMessage()}"
+
+
+def _log_handler(console: Console) -> logging.Handler:
+    handler = logging.StreamHandler(console.file)
+    handler.setFormatter(_OneLine())
+    handler.setLevel(logging.WARNING)
+    return handler
+
+
 async def run_demo(console: Console, *, speed: float = 1.0) -> None:
     """Run every section of the tour in order."""
-    tour = _Tour(console, speed)
-    console.print(f"[bold]taskmill {tm.__version__}[/bold] demo (speed x{speed:g})")
-    await _retries(tour)
-    tour.heading("Done")
+    handler = _log_handler(console)
+    logger = logging.getLogger("taskmill")
+    logger.addHandler(handler)
+    try:
+        tour = _Tour(console, speed)
+        console.print(f"[bold]taskmill {tm.__version__}[/bold] demo (speed x{speed:g})")
+        await _retries(tour)
+        await _jobs(tour)
+        tour.heading("Done")
+    finally:
+        logger.removeHandler(handler)
