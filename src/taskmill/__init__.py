@@ -55,6 +55,9 @@ from ._jobs import one_shot as one_shot
 from ._metrics import Metrics as Metrics
 from ._metrics import NoopMetrics as NoopMetrics
 from ._names import sanitize_name as sanitize_name
+from ._registry import RegistryStatistics as RegistryStatistics
+from ._registry import TaskRegistry as TaskRegistry
+from ._registry import TaskSpec as TaskSpec
 from ._retry import Retry as Retry
 from ._retry import RetryDecorator as RetryDecorator
 from ._retry import RetryOn as RetryOn
@@ -64,6 +67,7 @@ from ._runner import Attempt as Attempt
 from ._runner import RetryState as RetryState
 from ._runner import Runner as Runner
 from ._runner import Step as Step
+from ._taskoptions import TaskOptions as TaskOptions
 from ._ticker import Ticker as Ticker
 from ._ticker import TickerStatistics as TickerStatistics
 from ._ticker import wait_tick as wait_tick
@@ -100,6 +104,7 @@ __all__ = [
     "NotRunning",
     "PayloadError",
     "PayloadTooLarge",
+    "RegistryStatistics",
     "ResetBackoff",
     "RetriesExhausted",
     "Retry",
@@ -118,6 +123,9 @@ __all__ = [
     "TaskCancelled",
     "TaskFailed",
     "TaskNotFound",
+    "TaskOptions",
+    "TaskRegistry",
+    "TaskSpec",
     "TaskTimeout",
     "TaskmillError",
     "Ticker",
