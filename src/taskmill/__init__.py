@@ -8,11 +8,17 @@ in memory, on SQLite or on Redis.
 
 from __future__ import annotations
 
+from ._app import App as App
+from ._app import AppState as AppState
+from ._app import AppStatistics as AppStatistics
+from ._app import Ready as Ready
 from ._backoff import Backoff as Backoff
 from ._backoff import Constant as Constant
 from ._backoff import Exponential as Exponential
 from ._backoff import Jitter as Jitter
 from ._errors import AlreadyStarted as AlreadyStarted
+from ._errors import BackendError as BackendError
+from ._errors import BackendUnavailable as BackendUnavailable
 from ._errors import CannotBeConfigured as CannotBeConfigured
 from ._errors import CannotBeStopped as CannotBeStopped
 from ._errors import ConfigurationError as ConfigurationError
@@ -28,6 +34,7 @@ from ._errors import SignatureError as SignatureError
 from ._errors import StateError as StateError
 from ._errors import StopRetrying as StopRetrying
 from ._errors import StopTimeout as StopTimeout
+from ._errors import StorageFull as StorageFull
 from ._errors import TagExists as TagExists
 from ._errors import TaskCancelled as TaskCancelled
 from ._errors import TaskFailed as TaskFailed
@@ -37,10 +44,22 @@ from ._errors import TaskTimeout as TaskTimeout
 from ._errors import UnknownTask as UnknownTask
 from ._errors import WorkerExitedPrematurely as WorkerExitedPrematurely
 from ._errors import WouldBlock as WouldBlock
+from ._group import Group as Group
+from ._group import GroupStatistics as GroupStatistics
+from ._group import GroupStrategy as GroupStrategy
+from ._group import GroupTask as GroupTask
+from ._group import GroupTaskOutcome as GroupTaskOutcome
+from ._group import GroupTaskState as GroupTaskState
+from ._group import open_group as open_group
 from ._health import Health as Health
 from ._health import HealthError as HealthError
 from ._health import HealthLevel as HealthLevel
 from ._health import HealthSnapshot as HealthSnapshot
+from ._intermittent import Intermittent as Intermittent
+from ._intermittent import IntermittentStatistics as IntermittentStatistics
+from ._intermittent import StartFn as StartFn
+from ._intermittent import StopFn as StopFn
+from ._intermittent import idle_keep_alive as idle_keep_alive
 from ._jobgroup import JobGroup as JobGroup
 from ._jobgroup import JobGroupState as JobGroupState
 from ._jobgroup import JobGroupStatistics as JobGroupStatistics
@@ -52,9 +71,23 @@ from ._jobs import JobStatistics as JobStatistics
 from ._jobs import current_health as current_health
 from ._jobs import observer as observer
 from ._jobs import one_shot as one_shot
+from ._lifecycle import ConfigScope as ConfigScope
+from ._lifecycle import Configurable as Configurable
+from ._lifecycle import Lifecycle as Lifecycle
+from ._lifecycle import LifecycleStatistics as LifecycleStatistics
+from ._lifecycle import LifecycleStatus as LifecycleStatus
+from ._lifecycle import Startable as Startable
+from ._lifecycle import Stoppable as Stoppable
+from ._lifecycle import configure_component as configure_component
+from ._lifecycle import is_configurable as is_configurable
+from ._lifecycle import is_stoppable as is_stoppable
+from ._lifecycle import stop_component as stop_component
 from ._metrics import Metrics as Metrics
 from ._metrics import NoopMetrics as NoopMetrics
 from ._names import sanitize_name as sanitize_name
+from ._poll import PollBackoff as PollBackoff
+from ._poll import PollState as PollState
+from ._poll import poll as poll
 from ._registry import RegistryStatistics as RegistryStatistics
 from ._registry import TaskRegistry as TaskRegistry
 from ._registry import TaskSpec as TaskSpec
@@ -67,6 +100,15 @@ from ._runner import Attempt as Attempt
 from ._runner import RetryState as RetryState
 from ._runner import Runner as Runner
 from ._runner import Step as Step
+from ._subsystem import SubsystemFilter as SubsystemFilter
+from ._subsystem import current_subsystem as current_subsystem
+from ._subsystem import current_trace_id as current_trace_id
+from ._subsystem import subsystem as subsystem
+from ._supervise import DeclarativeWorker as DeclarativeWorker
+from ._supervise import RestartPolicy as RestartPolicy
+from ._supervise import Supervised as Supervised
+from ._supervise import SupervisorStatistics as SupervisorStatistics
+from ._supervise import supervise as supervise
 from ._taskoptions import TaskOptions as TaskOptions
 from ._ticker import Ticker as Ticker
 from ._ticker import TickerStatistics as TickerStatistics
@@ -75,20 +117,49 @@ from ._timer import timer as timer
 from ._trigger import Trigger as Trigger
 from ._trigger import TriggerStatistics as TriggerStatistics
 from ._version import __version__ as __version__
+from ._workers import NamedWorker as NamedWorker
+from ._workers import Repeat as Repeat
+from ._workers import RepeatStatistics as RepeatStatistics
+from ._workers import RunOnce as RunOnce
+from ._workers import RunOnceLike as RunOnceLike
+from ._workers import Worker as Worker
+from ._workers import WorkerLike as WorkerLike
+from ._workers import WorkerProvider as WorkerProvider
+from ._workers import WorkerRegistry as WorkerRegistry
+from ._workers import named as named
+from ._workers import repeat as repeat
+from ._workers import run_all_jobs as run_all_jobs
+from ._workers import run_all_workers as run_all_workers
 
 __all__ = [
     "AlreadyStarted",
+    "App",
+    "AppState",
+    "AppStatistics",
     "Attempt",
+    "BackendError",
+    "BackendUnavailable",
     "Backoff",
     "CannotBeConfigured",
     "CannotBeStopped",
+    "ConfigScope",
+    "Configurable",
     "ConfigurationError",
     "Constant",
+    "DeclarativeWorker",
     "Exponential",
+    "Group",
+    "GroupStatistics",
+    "GroupStrategy",
+    "GroupTask",
+    "GroupTaskOutcome",
+    "GroupTaskState",
     "Health",
     "HealthError",
     "HealthLevel",
     "HealthSnapshot",
+    "Intermittent",
+    "IntermittentStatistics",
     "Jitter",
     "Job",
     "JobGroup",
@@ -98,14 +169,24 @@ __all__ = [
     "JobScope",
     "JobState",
     "JobStatistics",
+    "Lifecycle",
+    "LifecycleStatistics",
+    "LifecycleStatus",
     "Metrics",
+    "NamedWorker",
     "Next",
     "NoopMetrics",
     "NotRunning",
     "PayloadError",
     "PayloadTooLarge",
+    "PollBackoff",
+    "PollState",
+    "Ready",
     "RegistryStatistics",
+    "Repeat",
+    "RepeatStatistics",
     "ResetBackoff",
+    "RestartPolicy",
     "RetriesExhausted",
     "Retry",
     "RetryDecorator",
@@ -113,12 +194,22 @@ __all__ = [
     "RetryNow",
     "RetryOn",
     "RetryState",
+    "RunOnce",
+    "RunOnceLike",
     "Runner",
     "SignatureError",
+    "StartFn",
+    "Startable",
     "StateError",
     "Step",
+    "StopFn",
     "StopRetrying",
     "StopTimeout",
+    "Stoppable",
+    "StorageFull",
+    "SubsystemFilter",
+    "Supervised",
+    "SupervisorStatistics",
     "TagExists",
     "TaskCancelled",
     "TaskFailed",
@@ -133,15 +224,34 @@ __all__ = [
     "Trigger",
     "TriggerStatistics",
     "UnknownTask",
+    "Worker",
     "WorkerExitedPrematurely",
+    "WorkerLike",
+    "WorkerProvider",
+    "WorkerRegistry",
     "WouldBlock",
     "__version__",
+    "configure_component",
     "current_health",
+    "current_subsystem",
+    "current_trace_id",
+    "idle_keep_alive",
+    "is_configurable",
+    "is_stoppable",
+    "named",
     "observer",
     "one_shot",
+    "open_group",
+    "poll",
+    "repeat",
     "retry",
     "run",
+    "run_all_jobs",
+    "run_all_workers",
     "sanitize_name",
+    "stop_component",
+    "subsystem",
+    "supervise",
     "timer",
     "wait_tick",
 ]

@@ -23,6 +23,9 @@ r"""Every exception taskmill raises, in one tree.
     ├── TaskFailed                           a managed task ended failed or timed out
     ├── TaskCancelled                        a managed task was cancelled (seen by awaiters)
     ├── UnknownTask (LookupError)            no task registered under that name / for that callable
+    ├── BackendError                         a durable backend failed an operation (.backend)
+    │   ├── StorageFull                      database or disk full; the operation wrote nothing
+    │   └── BackendUnavailable (ConnectionError)  cannot open / reach / lock the storage in time
     └── PayloadError (ValueError)            a payload cannot be encoded or decoded (.reason)
         ├── PayloadTooLarge                  over a PayloadLimits bound (.size, .limit)
         └── SignatureError                   unsigned, forged or unknown-key payload refused
@@ -43,6 +46,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AlreadyStarted",
+    "BackendError",
+    "BackendUnavailable",
     "CannotBeConfigured",
     "CannotBeStopped",
     "ConfigurationError",
@@ -58,6 +63,7 @@ __all__ = [
     "StateError",
     "StopRetrying",
     "StopTimeout",
+    "StorageFull",
     "TagExists",
     "TaskCancelled",
     "TaskFailed",
@@ -413,3 +419,25 @@ class PayloadTooLarge(PayloadError):
 
 class SignatureError(PayloadError):
     """A payload is unsigned, forged, tampered with, or signed with an unknown key id."""
+
+
+class BackendError(TaskmillError):
+    """A durable backend (SQLite, Redis) could not carry out an operation.
+
+    The message says what failed; ``__cause__`` is the driver's own exception.
+
+    Attributes:
+        backend: Which backend failed (``"sqlite"``, ``"redis"``, or ``""``).
+    """
+
+    def __init__(self, message: str, *, backend: str = "") -> None:
+        super().__init__(message)
+        self.backend = backend
+
+
+class StorageFull(BackendError):
+    """The database or the disk under it is full; the failed operation wrote nothing."""
+
+
+class BackendUnavailable(BackendError, ConnectionError):
+    """The backend cannot be opened or reached, or stayed locked past its retry budget."""

@@ -5,6 +5,8 @@ import datetime as dt
 import threading
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from taskmill import ConfigurationError, _clock
 from taskmill.testing import VirtualTimeLoop, run, wait_all_tasks_blocked
@@ -147,3 +149,27 @@ async def test_wait_all_tasks_blocked_needs_the_virtual_loop_message() -> None:
 async def test_wait_all_tasks_blocked_refuses_real_time() -> None:
     with pytest.raises(ConfigurationError, match="virtual-time loop"):
         await wait_all_tasks_blocked()
+
+
+async def test_tiny_sleeps_never_pin_the_clock() -> None:
+    """Regression: a fired deadline within the snap tolerance kept the clock from moving."""
+    loop = asyncio.get_running_loop()
+    await asyncio.wait_for(asyncio.gather(asyncio.sleep(1e-300), asyncio.sleep(1e-9)), 1)
+    assert loop.time() == 1e-9
+
+
+@given(st.lists(st.floats(min_value=0, max_value=1e6, allow_nan=False), min_size=1, max_size=8))
+@settings(max_examples=200, deadline=None)
+def test_gathered_sleeps_end_at_the_longest(delays: list[float]) -> None:
+    """Property: concurrent sleeps finish at the longest deadline.
+
+    asyncio runs a timer once the clock is within its resolution (1 ns) of the
+    deadline, so the clock may stop up to 1 ns short — never beyond the deadline.
+    """
+
+    async def main() -> float:
+        await asyncio.gather(*(asyncio.sleep(d) for d in delays))
+        return asyncio.get_running_loop().time()
+
+    end = run(main)
+    assert max(delays) - 1e-9 <= end <= max(delays)

@@ -162,8 +162,11 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         target = self._virtual + timeout
         whens = self._whens
         tolerance = _SNAP * max(1.0, abs(target))
-        while whens and whens[0] < target - tolerance:
-            heapq.heappop(whens)  # passed or cancelled
+        # Deadlines at or before "now" have fired (the loop only asks to wait when its
+        # earliest live timer is in the future); earlier ones than the target are
+        # cancelled timers. Neither may pin the clock.
+        while whens and (whens[0] <= self._virtual or whens[0] < target - tolerance):
+            heapq.heappop(whens)
         if whens and whens[0] <= target + tolerance:
             target = whens[0]
         self._virtual = max(self._virtual, target)
