@@ -76,6 +76,61 @@ async def _retries(tour: _Tour) -> None:
             tour.say(f"  history: attempt {attempt.number}, {attempt.duration * 1000:.1f} ms")
 
 
+async def _groups(tour: _Tour) -> None:
+    tour.heading("Tagged task groups and supervised workers")
+    attempts = 0
+
+    async def connect(host: str) -> str:
+        nonlocal attempts
+        attempts += 1
+        if attempts < 3:
+            raise ConnectionError(f"{host} refused the connection")
+        return f"connected to {host}"
+
+    async def export(name: str) -> str:
+        await asyncio.sleep(tour.seconds(0.3))
+        return f"exported {name}"
+
+    async def forever() -> None:
+        await asyncio.sleep(3600)
+
+    policy = tm.Retry(max_attempts=5, backoff=tm.Constant(tour.seconds(0.15)))
+    async with tm.open_group(name="demo") as group:
+        connecting = group.spawn("connect-db", connect, "db.internal", retry=policy)
+        exporting = group.spawn("export-report", export, "q3-report")
+        stuck = group.spawn("slow-sync", forever)
+        await asyncio.sleep(tour.seconds(0.05))
+        for tag, task in sorted(group.tasks().items()):
+            tour.say(f"{tag}: {task.state.name}")
+        tour.say(f"slow-sync finished within 0.1 s? {await stuck.wait(timeout=tour.seconds(0.1))}")
+        stuck.cancel()
+        tour.say(f"connect-db: {await connecting.result()} after {connecting.attempts} attempts")
+        tour.say(f"export-report: {await exporting.result()}")
+    tour.say(
+        f"slow-sync after cancel(): {stuck.state.name}, {stuck.outcome.name if stuck.outcome else ''}"
+    )
+
+    runs = 0
+
+    async def flaky_worker() -> None:
+        nonlocal runs
+        runs += 1
+        tour.say(f"worker run {runs} starts")
+        await asyncio.sleep(tour.seconds(0.05))
+        raise RuntimeError("lost the upstream connection")
+
+    supervised = tm.supervise(
+        flaky_worker,
+        tm.RestartPolicy(backoff=tm.Exponential(tour.seconds(0.1)), min_delay=tour.seconds(0.05)),
+        name="feed-reader",
+    )
+    worker = asyncio.create_task(supervised.run())
+    await asyncio.sleep(tour.seconds(0.6))
+    worker.cancel()
+    await asyncio.gather(worker, return_exceptions=True)
+    tour.say(f"supervisor restarted the worker with backoff: {runs} runs in 0.6 s")
+
+
 async def _jobs(tour: _Tour) -> None:
     tour.heading("Periodic jobs, triggers and health")
     kick = tm.Trigger()
@@ -143,6 +198,7 @@ async def run_demo(console: Console, *, speed: float = 1.0) -> None:
         tour = _Tour(console, speed)
         console.print(f"[bold]taskmill {tm.__version__}[/bold] demo (speed x{speed:g})")
         await _retries(tour)
+        await _groups(tour)
         await _jobs(tour)
         tour.heading("Done")
     finally:
