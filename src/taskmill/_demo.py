@@ -106,9 +106,8 @@ async def _groups(tour: _Tour) -> None:
         stuck.cancel()
         tour.say(f"connect-db: {await connecting.result()} after {connecting.attempts} attempts")
         tour.say(f"export-report: {await exporting.result()}")
-    tour.say(
-        f"slow-sync after cancel(): {stuck.state.name}, {stuck.outcome.name if stuck.outcome else ''}"
-    )
+    outcome = stuck.outcome.name if stuck.outcome else "-"
+    tour.say(f"slow-sync after cancel(): {stuck.state.name}, {outcome}")
 
     runs = 0
 
