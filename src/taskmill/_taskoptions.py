@@ -16,13 +16,12 @@ from __future__ import annotations
 import datetime as _dt
 import math
 from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING, Any, final
+from typing import Any, final
 
 from ._errors import ConfigurationError
 from ._retry import Retry
 
-if TYPE_CHECKING:
-    from ._handle import Owner
+Owner = Any  # the manager's handle owner; typed precisely in _handle.py once it lands
 
 __all__ = ["TaskOptions"]
 
