@@ -51,6 +51,9 @@ from ._group import GroupTask as GroupTask
 from ._group import GroupTaskOutcome as GroupTaskOutcome
 from ._group import GroupTaskState as GroupTaskState
 from ._group import open_group as open_group
+from ._handle import TaskHandle as TaskHandle
+from ._handle import TaskInfo as TaskInfo
+from ._handle import TaskStatus as TaskStatus
 from ._health import Health as Health
 from ._health import HealthError as HealthError
 from ._health import HealthLevel as HealthLevel
@@ -82,15 +85,27 @@ from ._lifecycle import configure_component as configure_component
 from ._lifecycle import is_configurable as is_configurable
 from ._lifecycle import is_stoppable as is_stoppable
 from ._lifecycle import stop_component as stop_component
+from ._manager import Retention as Retention
+from ._manager import TaskManager as TaskManager
+from ._memory import MemoryBackend as MemoryBackend
 from ._metrics import Metrics as Metrics
 from ._metrics import NoopMetrics as NoopMetrics
+from ._middleware import CallNext as CallNext
+from ._middleware import Middleware as Middleware
 from ._names import sanitize_name as sanitize_name
 from ._poll import PollBackoff as PollBackoff
 from ._poll import PollState as PollState
 from ._poll import poll as poll
+from ._ratelimit import RateLimit as RateLimit
 from ._registry import RegistryStatistics as RegistryStatistics
 from ._registry import TaskRegistry as TaskRegistry
 from ._registry import TaskSpec as TaskSpec
+from ._reports import ManagerStatistics as ManagerStatistics
+from ._reports import StopReport as StopReport
+from ._results import DropPolicy as DropPolicy
+from ._results import ResultStream as ResultStream
+from ._results import ResultStreamStatistics as ResultStreamStatistics
+from ._results import TaskResult as TaskResult
 from ._retry import Retry as Retry
 from ._retry import RetryDecorator as RetryDecorator
 from ._retry import RetryOn as RetryOn
@@ -100,6 +115,7 @@ from ._runner import Attempt as Attempt
 from ._runner import RetryState as RetryState
 from ._runner import Runner as Runner
 from ._runner import Step as Step
+from ._submit import TaskSubmitter as TaskSubmitter
 from ._subsystem import SubsystemFilter as SubsystemFilter
 from ._subsystem import current_subsystem as current_subsystem
 from ._subsystem import current_trace_id as current_trace_id
@@ -140,6 +156,7 @@ __all__ = [
     "BackendError",
     "BackendUnavailable",
     "Backoff",
+    "CallNext",
     "CannotBeConfigured",
     "CannotBeStopped",
     "ConfigScope",
@@ -147,6 +164,7 @@ __all__ = [
     "ConfigurationError",
     "Constant",
     "DeclarativeWorker",
+    "DropPolicy",
     "Exponential",
     "Group",
     "GroupStatistics",
@@ -172,7 +190,10 @@ __all__ = [
     "Lifecycle",
     "LifecycleStatistics",
     "LifecycleStatus",
+    "ManagerStatistics",
+    "MemoryBackend",
     "Metrics",
+    "Middleware",
     "NamedWorker",
     "Next",
     "NoopMetrics",
@@ -181,12 +202,16 @@ __all__ = [
     "PayloadTooLarge",
     "PollBackoff",
     "PollState",
+    "RateLimit",
     "Ready",
     "RegistryStatistics",
     "Repeat",
     "RepeatStatistics",
     "ResetBackoff",
     "RestartPolicy",
+    "ResultStream",
+    "ResultStreamStatistics",
+    "Retention",
     "RetriesExhausted",
     "Retry",
     "RetryDecorator",
@@ -203,6 +228,7 @@ __all__ = [
     "StateError",
     "Step",
     "StopFn",
+    "StopReport",
     "StopRetrying",
     "StopTimeout",
     "Stoppable",
@@ -213,10 +239,16 @@ __all__ = [
     "TagExists",
     "TaskCancelled",
     "TaskFailed",
+    "TaskHandle",
+    "TaskInfo",
+    "TaskManager",
     "TaskNotFound",
     "TaskOptions",
     "TaskRegistry",
+    "TaskResult",
     "TaskSpec",
+    "TaskStatus",
+    "TaskSubmitter",
     "TaskTimeout",
     "TaskmillError",
     "Ticker",

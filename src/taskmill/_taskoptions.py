@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
-from dataclasses import dataclass, fields
-from typing import Any, final
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, final
 
 from ._errors import ConfigurationError
 from ._retry import Retry
 
-Owner = Any  # the manager's handle owner; typed precisely in _handle.py once it lands
+if TYPE_CHECKING:
+    from ._handle import Owner
 
 __all__ = ["TaskOptions"]
 
@@ -106,18 +107,6 @@ class TaskOptions:
             )
         if self.delay is not None:
             raise ConfigurationError("pass either delay or at, not both")
-
-    def merged_over(self, defaults: TaskOptions) -> TaskOptions:
-        """Return these options with every ``None`` field taken from ``defaults``."""
-        values: dict[str, Any] = {}
-        for spec in fields(self):
-            mine = getattr(self, spec.name)
-            values[spec.name] = mine if mine is not None else getattr(defaults, spec.name)
-        if self.at is not None:
-            values["delay"] = None
-        elif self.delay is not None:
-            values["at"] = None
-        return TaskOptions(**values)
 
 
 @final
