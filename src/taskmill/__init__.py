@@ -16,6 +16,9 @@ from ._backoff import Backoff as Backoff
 from ._backoff import Constant as Constant
 from ._backoff import Exponential as Exponential
 from ._backoff import Jitter as Jitter
+from ._durable import DurableClient as DurableClient
+from ._durable import DurableHandle as DurableHandle
+from ._durable import SubmitOptions as SubmitOptions
 from ._errors import AlreadyStarted as AlreadyStarted
 from ._errors import BackendError as BackendError
 from ._errors import BackendUnavailable as BackendUnavailable
@@ -133,6 +136,8 @@ from ._timer import timer as timer
 from ._trigger import Trigger as Trigger
 from ._trigger import TriggerStatistics as TriggerStatistics
 from ._version import __version__ as __version__
+from ._worker_runtime import DurableWorker as DurableWorker
+from ._worker_runtime import DurableWorkerStatistics as DurableWorkerStatistics
 from ._workers import NamedWorker as NamedWorker
 from ._workers import Repeat as Repeat
 from ._workers import RepeatStatistics as RepeatStatistics
@@ -165,6 +170,10 @@ __all__ = [
     "Constant",
     "DeclarativeWorker",
     "DropPolicy",
+    "DurableClient",
+    "DurableHandle",
+    "DurableWorker",
+    "DurableWorkerStatistics",
     "Exponential",
     "Group",
     "GroupStatistics",
@@ -233,6 +242,7 @@ __all__ = [
     "StopTimeout",
     "Stoppable",
     "StorageFull",
+    "SubmitOptions",
     "SubsystemFilter",
     "Supervised",
     "SupervisorStatistics",

@@ -32,3 +32,35 @@ def demo(speed: float) -> None:
 
     console = Console(highlight=False)
     asyncio.run(run_demo(console, speed=speed))
+
+
+@cli.command()
+@click.argument("target", metavar="MODULE:ATTR")
+@click.option("--db", default="taskmill.db", show_default=True, help="The SQLite store file.")
+@click.option("--concurrency", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--queues", default="default", show_default=True, help="Comma-separated queues.")
+@click.option("--grace", type=click.FloatRange(min=0.0), default=30.0, show_default=True)
+@click.option("--lease", type=click.FloatRange(min=0.1), default=30.0, show_default=True)
+def worker(
+    target: str, *, db: str, concurrency: int, queues: str, grace: float, lease: float
+) -> None:
+    """Run registered tasks from the SQLite store; SIGTERM stops gracefully (twice: at once).
+
+    MODULE:ATTR names a taskmill.TaskRegistry (or an object with a .registry).
+    """
+    import logging  # noqa: PLC0415 - keep `taskmill --help` fast
+
+    from taskmill._cli_worker import WorkerOptions, load_registry, serve  # noqa: PLC0415
+    from taskmill._errors import ConfigurationError  # noqa: PLC0415
+
+    try:
+        registry = load_registry(target)
+        names = tuple(name.strip() for name in queues.split(",") if name.strip())
+        options = WorkerOptions(
+            db=db, queues=names, concurrency=concurrency, grace=grace, lease=lease
+        )
+    except ConfigurationError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        raise SystemExit(2) from None
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    asyncio.run(serve(registry, options))

@@ -491,26 +491,31 @@ class MemoryBackend:
         self._queue(rec)
         return True
 
-    async def purge_dead(self, task_id: str | None = None) -> int:
-        """Delete one dead letter, or all; return how many."""
+    async def purge_dead(self, *task_ids: str, everything: bool = False) -> int:
+        """Delete the named dead letters, or all with ``everything=True``; return how many."""
         self._open()
-        ids = list(self._dead) if task_id is None else [task_id] if task_id in self._dead else []
+        if everything == bool(task_ids):
+            raise ConfigurationError("purge_dead takes task ids, or everything=True (not both)")
+        ids = list(self._dead) if everything else [t for t in task_ids if t in self._dead]
         for dead_id in ids:
             del self._dead[dead_id]
             del self._records[dead_id]
         return len(ids)
 
     async def purge_results(self, older_than: float) -> int:
-        """Delete terminal (non-dead) records that finished before ``older_than``."""
+        """Delete terminal (non-dead) records that finished ``older_than`` seconds ago or more."""
         self._open()
         seconds(older_than, "older_than")
+        if older_than < 0:
+            raise ConfigurationError(f"older_than must be >= 0, got {older_than!r}")
+        cutoff = self._wall() - older_than
         doomed = [
             rec.task_id
             for rec in self._records.values()
             if rec.status.terminal
             and rec.status is not DEAD
             and rec.finished_at is not None
-            and rec.finished_at < older_than
+            and rec.finished_at <= cutoff
         ]
         for task_id in doomed:
             del self._records[task_id]

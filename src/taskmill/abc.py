@@ -112,7 +112,7 @@ class Backend(Protocol):
         """Take up to ``limit`` due tasks from ``queues`` for ``worker``, each with a lease."""
         ...
 
-    async def renew(self, task_id: str, token: str, lease: float | None = None) -> Renewal:
+    async def renew(self, task_id: str, token: str, *, lease: float | None = None) -> Renewal:
         """Extend a lease; says whether it is still held and whether a cancel was asked."""
         ...
 
@@ -183,12 +183,15 @@ class Backend(Protocol):
         """Give a dead letter another life (``queued``, worker-lost count reset)."""
         ...
 
-    async def purge_dead(self, task_id: str | None = None) -> int:
-        """Delete one dead letter, or all of them; return how many."""
+    async def purge_dead(self, *task_ids: str, everything: bool = False) -> int:
+        """Delete the named dead letters, or all with ``everything=True``; return how many.
+
+        A bare ``purge_dead()`` is a ``ConfigurationError``: nothing is purged by accident.
+        """
         ...
 
     async def purge_results(self, older_than: float) -> int:
-        """Delete terminal (non-dead) records that finished before ``older_than``."""
+        """Delete terminal (non-dead) records that finished ``older_than`` seconds ago or more."""
         ...
 
     async def statistics(self) -> Any:

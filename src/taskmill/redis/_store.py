@@ -20,7 +20,9 @@ from typing import Final, Literal, NoReturn, Self, final
 from redis.asyncio import Redis
 
 from taskmill import _clock
+from taskmill._backend import NewTask as ProtocolNewTask
 from taskmill._errors import BackendError, ConfigurationError, TaskNotFound
+from taskmill.sqlite._records import as_new_task
 
 from . import _ops
 from ._base import StoreCore
@@ -225,7 +227,7 @@ class RedisStore(StoreCore):
 
     async def enqueue_many(
         self,
-        tasks: Iterable[NewTask],
+        tasks: Iterable[NewTask | ProtocolNewTask],
         *,
         unique_scope: UniqueScope = "running",
         unique_ttl: float | None = None,
@@ -238,10 +240,8 @@ class RedisStore(StoreCore):
         Raises:
             ConfigurationError: when an item is not a :class:`NewTask`.
         """
-        batch = builtins.list(tasks)
+        batch = [as_new_task(task) for task in tasks]
         for task in batch:
-            if not isinstance(task, NewTask):
-                raise ConfigurationError(f"enqueue_many takes NewTask items, got {task!r}")
             check_queue(task.queue)
             _ops.check_priority(task.priority)
         scope = self._check_unique(unique_scope, unique_ttl)
@@ -415,16 +415,19 @@ class RedisStore(StoreCore):
         *,
         error: ErrorText,
         retry_at: float | _dt.datetime | None = None,
-        status: Literal["failed", "timed_out"] = "failed",
+        status: Literal["failed", "timed_out", "cancelled"] = "failed",
     ) -> bool:
         """Record a failed attempt; ``False`` if the token is stale.
 
         With ``retry_at`` the task waits (``retrying``) until then and its attempt
         number goes up by one; without it the task ends with ``status``. A pending
-        cancel request ends it ``cancelled`` instead.
+        cancel request ends it ``cancelled`` instead; ``status="cancelled"`` is
+        :meth:`ack_cancelled` (the protocol's spelling).
         """
         if not isinstance(error, ErrorText):
             raise ConfigurationError(f"error must be an ErrorText, got {error!r}")
+        if status == "cancelled" and retry_at is None:
+            return await self.ack_cancelled(task_id, token)
         if status not in _FAILED:
             raise ConfigurationError(f"status must be 'failed' or 'timed_out', got {status!r}")
         due = "" if retry_at is None else round(wall_seconds(retry_at, "retry_at") * 1000)

@@ -8,14 +8,28 @@ the host's monotonic clock (see docs/sqlite.md, "Clock rules").
 from __future__ import annotations
 
 import datetime as _dt
-import enum
 import math
-import traceback as _traceback
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Final, final
+from typing import final
 
+from taskmill._backend import LIVE_STATUSES as LIVE
+from taskmill._backend import TERMINAL_STATUSES as TERMINAL
+from taskmill._backend import (
+    CancelOutcome,
+    Claim,
+    Enqueued,
+    ErrorText,
+    ReclaimReport,
+    Renewal,
+    TaskRecord,
+)
+from taskmill._backend import NewTask as ProtocolNewTask
+from taskmill._backend import RecordStatus as Status
 from taskmill._errors import ConfigurationError
+
+# The value types are taskmill.abc's own (one set for every backend); NewTask is the
+# store's richer variant that also takes an aware datetime for ``run_at``.
 
 __all__ = [
     "LIVE",
@@ -30,74 +44,9 @@ __all__ = [
     "Status",
     "StoreStatistics",
     "TaskRecord",
+    "as_new_task",
     "wall_seconds",
 ]
-
-
-@final
-class Status(enum.StrEnum):
-    """Where a stored task is; the last five are terminal.
-
-    The first eight mirror :class:`taskmill.TaskStatus`; ``dead`` is the
-    dead-letter state (listable, requeueable, purgeable).
-    """
-
-    QUEUED = "queued"
-    """Due and waiting to be claimed."""
-    SCHEDULED = "scheduled"
-    """Enqueued with a future ``run_at``; becomes ``queued`` once due."""
-    RUNNING = "running"
-    """Claimed by a worker that holds a lease and a fencing token."""
-    RETRYING = "retrying"
-    """An attempt failed (``nack`` with ``retry_at``); waits for its retry time."""
-    SUCCEEDED = "succeeded"
-    """Acknowledged with a result."""
-    FAILED = "failed"
-    """Its final attempt failed."""
-    CANCELLED = "cancelled"
-    """Cancelled before it ran, or its owner honoured a cancel request."""
-    TIMED_OUT = "timed_out"
-    """Its final attempt timed out."""
-    DEAD = "dead"
-    """Dead-lettered: its workers kept dying, its row was malformed, or a worker said so."""
-
-    @property
-    def terminal(self) -> bool:
-        """Whether no further transition happens (except ``requeue_dead`` for ``dead``)."""
-        return self in TERMINAL
-
-
-TERMINAL: Final = frozenset(
-    {Status.SUCCEEDED, Status.FAILED, Status.CANCELLED, Status.TIMED_OUT, Status.DEAD}
-)
-LIVE: Final = frozenset({Status.QUEUED, Status.SCHEDULED, Status.RUNNING, Status.RETRYING})
-
-
-@final
-class Renewal(enum.Enum):
-    """What :meth:`SqliteStore.renew` found; truthy while the lease is still held."""
-
-    HELD = "held"
-    """The lease was extended."""
-    CANCEL_REQUESTED = "cancel_requested"
-    """The lease was extended, and someone asked for this task to be cancelled."""
-    LOST = "lost"
-    """The token is stale: the task was reclaimed, finished or released. Stop working on it."""
-
-    def __bool__(self) -> bool:
-        return self is not Renewal.LOST
-
-
-@final
-class CancelOutcome(enum.StrEnum):
-    """What :meth:`SqliteStore.cancel` did."""
-
-    CANCELLED = "cancelled"
-    """It had not started: it is now ``cancelled``."""
-    REQUESTED = "requested"
-    """It is running: its owner sees the request on its next renew."""
-    FINISHED = "finished"
-    """It was already terminal: nothing changed."""
 
 
 def wall_seconds(when: object, what: str) -> float:
@@ -171,158 +120,6 @@ class NewTask:
 
 @final
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Enqueued:
-    """The outcome of one enqueue.
-
-    Attributes:
-        task_id: The new task's id, or the id of the live task that holds the same
-            unique key, or the given ``task_id`` when it already existed.
-        created: Whether this call created the task.
-    """
-
-    task_id: str
-    created: bool
-
-
-@final
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ErrorText:
-    """A failure as text: errors are stored as strings, never reconstructed objects.
-
-    Attributes:
-        type: The error's qualified type name.
-        message: ``str()`` of the error.
-        traceback: Formatted traceback ("" when unknown).
-    """
-
-    type: str
-    message: str
-    traceback: str = ""
-
-    @classmethod
-    def from_exception(cls, error: BaseException) -> ErrorText:
-        """Describe ``error`` (type, message, formatted traceback)."""
-        kind = type(error)
-        qualified = f"{kind.__module__}.{kind.__qualname__}"
-        if kind.__module__ == "builtins":
-            qualified = kind.__qualname__
-        text = "".join(_traceback.format_exception(error))
-        return cls(type=qualified, message=str(error), traceback=text)
-
-
-@final
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Claim:
-    """One delivery of a task to a worker.
-
-    Attributes:
-        task_id: The task's id.
-        token: The fencing token of this delivery; every later write needs it.
-        payload: The task's bytes.
-        name: The task name.
-        queue: Its queue.
-        priority: Its priority.
-        attempt: The attempt number (1 first; ``nack`` with ``retry_at`` adds one).
-        deliveries: How many times it has been claimed, this time included.
-        worker_lost: How many earlier deliveries ended with a lost worker.
-        enqueued_at: When it was enqueued (POSIX seconds).
-        run_at: When it was due (POSIX seconds).
-        unique_key: Its unique key, if any.
-        lease_until: When the lease ends, on the host's monotonic clock.
-    """
-
-    task_id: str
-    token: str
-    payload: bytes
-    name: str
-    queue: str
-    priority: int
-    attempt: int
-    deliveries: int
-    worker_lost: int
-    enqueued_at: float
-    run_at: float
-    unique_key: str | None
-    lease_until: float
-
-
-@final
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TaskRecord:
-    """A snapshot of one stored task.
-
-    Attributes:
-        task_id: Its id.
-        name: The task name.
-        queue: Its queue.
-        priority: Its priority.
-        status: Its status.
-        payload: Its bytes.
-        attempt: The current (or final) attempt number.
-        deliveries: How many times it was claimed.
-        worker_lost: How many deliveries ended with a lost worker.
-        enqueued_at: When it was enqueued (POSIX seconds).
-        run_at: When it is (or was) due (POSIX seconds).
-        started_at: When it was last claimed, if ever.
-        finished_at: When it reached its terminal status, if it has.
-        expires_at: When its terminal record expires (results TTL), if ever.
-        unique_key: Its unique key (held only while it is live).
-        worker: The worker that claimed it last, if any.
-        cancel_requested: Whether a cancel was requested while it ran.
-        result: The stored result bytes (``succeeded`` only).
-        error: The last error, for ``retrying``, ``failed`` and ``timed_out`` tasks.
-        dead_reason: Why it was dead-lettered (``dead`` only).
-    """
-
-    task_id: str
-    name: str
-    queue: str
-    priority: int
-    status: Status
-    payload: bytes
-    attempt: int
-    deliveries: int
-    worker_lost: int
-    enqueued_at: float
-    run_at: float
-    started_at: float | None
-    finished_at: float | None
-    expires_at: float | None
-    unique_key: str | None
-    worker: str | None
-    cancel_requested: bool
-    result: bytes | None
-    error: ErrorText | None
-    dead_reason: str | None
-
-    @property
-    def terminal(self) -> bool:
-        """Whether the task reached a terminal status."""
-        return self.status.terminal
-
-
-@final
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ReclaimReport:
-    """What one :meth:`SqliteStore.reclaim` sweep did.
-
-    Attributes:
-        requeued: Ids whose lease had expired and that went back to ``queued``.
-        dead_lettered: Ids dead-lettered because their worker was lost too often.
-        cancelled: Ids that had a cancel request and whose worker was lost.
-        expired: Terminal records deleted because their results TTL passed.
-        more: Whether a batch limit was hit (another sweep has work at once).
-    """
-
-    requeued: tuple[str, ...] = ()
-    dead_lettered: tuple[str, ...] = ()
-    cancelled: tuple[str, ...] = ()
-    expired: int = 0
-    more: bool = False
-
-
-@final
-@dataclass(frozen=True, slots=True, kw_only=True)
 class StoreStatistics:
     """A snapshot of a store and its database.
 
@@ -359,3 +156,20 @@ class StoreStatistics:
     size_bytes: int = 0
     busy_retries: int = 0
     malformed: int = 0
+
+
+def as_new_task(task: object) -> NewTask:
+    """Accept the store's NewTask or the protocol's (validated on conversion)."""
+    if isinstance(task, NewTask):
+        return task
+    if isinstance(task, ProtocolNewTask):
+        return NewTask(
+            payload=task.payload,
+            name=task.name,
+            queue=task.queue,
+            priority=task.priority,
+            run_at=task.run_at,
+            unique_key=task.unique_key,
+            task_id=task.task_id,
+        )
+    raise ConfigurationError(f"enqueue_many takes NewTask items, got {task!r}")

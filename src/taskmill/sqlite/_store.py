@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from types import TracebackType
 from typing import Final, Literal, NoReturn, Self, final
 
-from taskmill import _clock
+from taskmill import _backend, _clock
 from taskmill._errors import BackendError, ConfigurationError, StateError, TaskNotFound
 
 from . import _checks, _queries, _rows, _sql
@@ -34,6 +34,7 @@ from ._records import (
     Status,
     StoreStatistics,
     TaskRecord,
+    as_new_task,
     wall_seconds,
 )
 from ._schema import Synchronous
@@ -209,17 +210,17 @@ class SqliteStore:
         (outcome,) = await self.enqueue_many([task])
         return outcome
 
-    async def enqueue_many(self, tasks: Iterable[NewTask]) -> builtins.list[Enqueued]:
+    async def enqueue_many(
+        self, tasks: Iterable[NewTask | _backend.NewTask]
+    ) -> builtins.list[Enqueued]:
         """Store several tasks in one transaction: all of them, or none on error.
 
         Raises:
-            ConfigurationError: when an item is not a :class:`NewTask`.
+            ConfigurationError: when an item is not a :class:`NewTask` (the store's or
+                :class:`taskmill.abc.NewTask`).
             StorageFull: when the database or disk is full (nothing was written).
         """
-        batch = builtins.list(tasks)
-        for task in batch:
-            if not isinstance(task, NewTask):
-                raise ConfigurationError(f"enqueue_many takes NewTask items, got {task!r}")
+        batch = [as_new_task(task) for task in tasks]
         if not batch:
             return []
         ids = [task.task_id or uuid.uuid4().hex for task in batch]
@@ -318,16 +319,19 @@ class SqliteStore:
         *,
         error: ErrorText,
         retry_at: float | _dt.datetime | None = None,
-        status: Literal["failed", "timed_out"] = "failed",
+        status: Literal["failed", "timed_out", "cancelled"] = "failed",
     ) -> bool:
         """Record a failed attempt; ``False`` if the token is stale.
 
         With ``retry_at`` the task waits (``retrying``) until then and its attempt
         number goes up by one; without it the task ends with ``status``. A pending
-        cancel request ends it ``cancelled`` instead.
+        cancel request ends it ``cancelled`` instead; ``status="cancelled"`` is
+        :meth:`ack_cancelled` (the protocol's spelling).
         """
         if not isinstance(error, ErrorText):
             raise ConfigurationError(f"error must be an ErrorText, got {error!r}")
+        if status == "cancelled" and retry_at is None:
+            return await self.ack_cancelled(task_id, token)
         if status not in _FAILED:
             raise ConfigurationError(f"status must be 'failed' or 'timed_out', got {status!r}")
         due = None if retry_at is None else wall_seconds(retry_at, "retry_at")
