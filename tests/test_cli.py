@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 from click.testing import CliRunner
 
@@ -38,6 +39,10 @@ def test_demo_runs_every_section() -> None:
         "Periodic jobs, triggers and health",
         "reindex run 2",
         "warm-cache: STOPPED",
+        "Durable tasks: a worker on the embedded SQLite store",
+        "result: order-17 charged",
+        "failed: ValueError",
+        "worker: 3 succeeded, 1 retried, 1 failed",
         "Done",
     ]
     for expected in expected_lines:
@@ -57,3 +62,11 @@ def test_bad_speed_is_one_clear_line() -> None:
     assert result.exit_code == 2
     assert "Traceback" not in result.output
     assert "--speed" in result.output
+
+
+def test_demo_keeps_its_store_when_asked(tmp_path: Path) -> None:
+    """With --db the durable part writes to that file, which outlives the demo."""
+    db = tmp_path / "demo.db"
+    result = CliRunner().invoke(cli, ["demo", "--speed", "10", "--db", str(db)])
+    assert result.exit_code == 0, result.output
+    assert db.exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import click
 from rich.console import Console
@@ -26,12 +27,18 @@ def cli() -> None:
     show_default=True,
     help="Time multiplier: 2 runs the demo twice as fast.",
 )
-def demo(speed: float) -> None:
+@click.option(
+    "--db",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="SQLite file for the durable part (default: a temporary file, removed afterwards).",
+)
+def demo(speed: float, db: Path | None) -> None:
     """Run a short tour of taskmill with example tasks, printing what happens."""
     from taskmill._demo import run_demo  # noqa: PLC0415 - keep `taskmill --help` fast
 
     console = Console(highlight=False)
-    asyncio.run(run_demo(console, speed=speed))
+    asyncio.run(run_demo(console, speed=speed, db=db))
 
 
 @cli.command()

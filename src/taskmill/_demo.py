@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from rich.console import Console
 
@@ -188,8 +190,68 @@ def _log_handler(console: Console) -> logging.Handler:
     return handler
 
 
-async def run_demo(console: Console, *, speed: float = 1.0) -> None:
-    """Run every section of the tour in order."""
+def _durable_registry(tour: _Tour) -> tm.TaskRegistry:
+    registry = tm.TaskRegistry()
+    seen: dict[str, int] = {}
+
+    @registry.task(name="demo.resize")
+    async def resize(image: str, width: int) -> str:
+        await asyncio.sleep(tour.seconds(0.1))
+        return f"{image} resized to {width}px"
+
+    @registry.task(
+        name="demo.charge",
+        retry=tm.Retry(max_attempts=3, backoff=tm.Constant(tour.seconds(0.2))),
+    )
+    async def charge(order: str) -> str:
+        seen[order] = seen.get(order, 0) + 1
+        if seen[order] < 2:
+            raise ConnectionError(f"payment gateway timeout (attempt {seen[order]})")
+        return f"{order} charged"
+
+    @registry.task(name="demo.import_feed")
+    def import_feed(url: str) -> int:  # sync tasks run in the worker's thread pool
+        raise ValueError(f"{url}: feed is not valid XML")
+
+    return registry
+
+
+async def _durable(tour: _Tour, path: Path) -> None:
+    from taskmill.sqlite import SqliteStore  # noqa: PLC0415 - an optional extra
+
+    tour.heading("Durable tasks: a worker on the embedded SQLite store")
+    registry = _durable_registry(tour)
+    tour.say(f"store: {path}")
+    async with await SqliteStore.open(path, lease=tour.seconds(5)) as store:
+        worker = tm.DurableWorker(store, registry, concurrency=4, grace=tour.seconds(2))
+        running = asyncio.create_task(worker.run())
+        client = tm.DurableClient(store, registry)
+        resized = await client.submit("demo.resize", "cat.png", 320)
+        charged = await client.submit("demo.charge", "order-17")
+        later = await client.with_options(delay=tour.seconds(0.5)).submit(
+            "demo.resize", "dog.png", 640
+        )
+        broken = await client.submit("demo.import_feed", "https://feeds.example/news.xml")
+        tour.say(f"submitted 4 tasks; one scheduled: {await later.status()}")
+        tour.say(f"[green]result:[/green] {await resized.result(timeout=tour.seconds(30))}")
+        tour.say(f"[green]result:[/green] {await charged.result(timeout=tour.seconds(30))}")
+        tour.say(f"[green]result:[/green] {await later.result(timeout=tour.seconds(30))}")
+        try:
+            await broken.result(timeout=tour.seconds(30))
+        except tm.TaskFailed as exc:
+            tour.say(f"[red]failed:[/red] {exc.error_type}: {exc.message}")
+        await worker.stop()
+        await running
+        stats = worker.statistics()
+        tour.say(
+            f"worker: {stats.succeeded} succeeded, {stats.retried} retried, {stats.failed} failed"
+        )
+        counts = {k: v for k, v in sorted((await store.statistics()).by_status.items()) if v}
+        tour.say(f"stored records by status: {counts}")
+
+
+async def run_demo(console: Console, *, speed: float = 1.0, db: Path | None = None) -> None:
+    """Run every section of the tour in order (the durable one on ``db``, or a temp file)."""
     handler = _log_handler(console)
     logger = logging.getLogger("taskmill")
     logger.addHandler(handler)
@@ -199,6 +261,8 @@ async def run_demo(console: Console, *, speed: float = 1.0) -> None:
         await _retries(tour)
         await _groups(tour)
         await _jobs(tour)
+        with tempfile.TemporaryDirectory() as tmp:
+            await _durable(tour, db or Path(tmp) / "taskmill-demo.db")
         tour.heading("Done")
     finally:
         logger.removeHandler(handler)
