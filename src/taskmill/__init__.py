@@ -88,6 +88,10 @@ from ._lifecycle import configure_component as configure_component
 from ._lifecycle import is_configurable as is_configurable
 from ._lifecycle import is_stoppable as is_stoppable
 from ._lifecycle import stop_component as stop_component
+from ._logging import JsonFormatter as JsonFormatter
+from ._logging import LogKeys as LogKeys
+from ._logging import configure_logging as configure_logging
+from ._logging import log_extras as log_extras
 from ._manager import Retention as Retention
 from ._manager import TaskManager as TaskManager
 from ._memory import MemoryBackend as MemoryBackend
@@ -196,9 +200,11 @@ __all__ = [
     "JobScope",
     "JobState",
     "JobStatistics",
+    "JsonFormatter",
     "Lifecycle",
     "LifecycleStatistics",
     "LifecycleStatus",
+    "LogKeys",
     "ManagerStatistics",
     "MemoryBackend",
     "Metrics",
@@ -274,12 +280,14 @@ __all__ = [
     "WouldBlock",
     "__version__",
     "configure_component",
+    "configure_logging",
     "current_health",
     "current_subsystem",
     "current_trace_id",
     "idle_keep_alive",
     "is_configurable",
     "is_stoppable",
+    "log_extras",
     "named",
     "observer",
     "one_shot",

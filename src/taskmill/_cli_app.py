@@ -48,26 +48,76 @@ def demo(speed: float, db: Path | None) -> None:
 @click.option("--queues", default="default", show_default=True, help="Comma-separated queues.")
 @click.option("--grace", type=click.FloatRange(min=0.0), default=30.0, show_default=True)
 @click.option("--lease", type=click.FloatRange(min=0.1), default=30.0, show_default=True)
+@click.option("--tasks", default=None, metavar="MODULE:ATTR", help="The registry, for an App.")
+@click.option(
+    "--health-port",
+    type=click.IntRange(min=0, max=65535),
+    default=None,
+    help="Serve GET /health on 127.0.0.1:PORT (default: off).",
+)
+@click.option("--check", is_flag=True, help="Query --health-port and exit 0 (healthy) or 1.")
 def worker(
-    target: str, *, db: str, concurrency: int, queues: str, grace: float, lease: float
+    target: str,
+    *,
+    db: str,
+    concurrency: int,
+    queues: str,
+    grace: float,
+    lease: float,
+    tasks: str | None,
+    health_port: int | None,
+    check: bool,
 ) -> None:
     """Run registered tasks from the SQLite store; SIGTERM stops gracefully (twice: at once).
 
-    MODULE:ATTR names a taskmill.TaskRegistry (or an object with a .registry).
+    MODULE:ATTR names a taskmill.TaskRegistry (or an object with a .registry), or a
+    taskmill.App whose module has a `registry` (or `tasks`) TaskRegistry, or --tasks.
+    Exit code 0 after a clean stop, 1 when the app stopped on an error, 2 on bad input.
     """
     import logging  # noqa: PLC0415 - keep `taskmill --help` fast
 
-    from taskmill._cli_worker import WorkerOptions, load_registry, serve  # noqa: PLC0415
+    from taskmill._cli_worker import WorkerOptions, load_target, serve  # noqa: PLC0415
     from taskmill._errors import ConfigurationError  # noqa: PLC0415
 
+    if check:
+        if health_port is None:
+            click.echo("Error: --check needs --health-port", err=True)
+            raise SystemExit(2)
+        _probe(health_port, timeout=5.0)
     try:
-        registry = load_registry(target)
+        found = load_target(target, tasks)
         names = tuple(name.strip() for name in queues.split(",") if name.strip())
         options = WorkerOptions(
-            db=db, queues=names, concurrency=concurrency, grace=grace, lease=lease
+            db=db,
+            queues=names,
+            concurrency=concurrency,
+            grace=grace,
+            lease=lease,
+            health_port=health_port,
         )
     except ConfigurationError as exc:
         click.echo(f"Error: {exc}", err=True)
         raise SystemExit(2) from None
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    asyncio.run(serve(registry, options))
+    raise SystemExit(asyncio.run(serve(found.registry, options, found.app)))
+
+
+@cli.command()
+@click.option("--port", type=click.IntRange(min=1, max=65535), required=True)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--timeout", type=click.FloatRange(min=0.01), default=5.0, show_default=True)
+def check(port: int, host: str, timeout: float) -> None:
+    """Query a worker's health endpoint: exit 0 when healthy (HTTP 200), else 1."""
+    _probe(port, host=host, timeout=timeout)
+
+
+def _probe(port: int, *, host: str = "127.0.0.1", timeout: float) -> None:
+    from taskmill._health_server import check_health  # noqa: PLC0415 - keep --help fast
+
+    try:
+        status, body = asyncio.run(check_health(port, host=host, timeout=timeout))
+    except (OSError, TimeoutError) as exc:
+        click.echo(f"unhealthy: {host}:{port}: {type(exc).__name__}: {exc}", err=True)
+        raise SystemExit(1) from None
+    click.echo(body.decode(errors="replace"))
+    raise SystemExit(0 if status == 200 else 1)

@@ -1,7 +1,12 @@
 """``taskmill worker MODULE:ATTR``: run a durable worker over the embedded SQLite store.
 
 Kept apart from the click commands so it is testable without a terminal: the
-command only parses options and calls :func:`load_registry` and :func:`serve`.
+command only parses options and calls :func:`load_target` and :func:`serve`.
+
+``ATTR`` may be a :class:`~taskmill.App`: the durable worker then runs as one of
+the app's workers, next to its job groups and workers, under the app's signal
+handling. Its registry is ``--tasks MODULE:ATTR`` or else the app module's
+``registry`` (or ``tasks``) attribute.
 """
 
 from __future__ import annotations
@@ -13,9 +18,11 @@ import logging
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, final
+from typing import TYPE_CHECKING, Any, final
 
+from ._app import App
 from ._errors import ConfigurationError
+from ._health_server import HealthServer, Probe, app_probe, worker_probe
 from ._readiness import signal_handlers
 from ._registry import TaskRegistry
 from ._worker_runtime import DurableWorker
@@ -23,7 +30,7 @@ from ._worker_runtime import DurableWorker
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-__all__ = ["WorkerOptions", "load_registry", "serve"]
+__all__ = ["Target", "WorkerOptions", "add_to_app", "load_registry", "load_target", "serve"]
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +45,16 @@ class WorkerOptions:
     concurrency: int = 10
     grace: float = 30.0
     lease: float = 30.0
+    health_port: int | None = None
+
+
+@final
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Target:
+    """What ``MODULE:ATTR`` named: the registry to run, and the app to run it in (if any)."""
+
+    registry: TaskRegistry
+    app: App | None = None
 
 
 def load_registry(target: str) -> TaskRegistry:
@@ -49,6 +66,48 @@ def load_registry(target: str) -> TaskRegistry:
     Raises:
         ConfigurationError: With a one-line reason for anything else.
     """
+    found = _resolve(target)
+    registry = _registry_of(found)
+    if registry is None:
+        raise ConfigurationError(
+            f"{target} is a {type(found).__name__}, not a taskmill.TaskRegistry"
+        )
+    return registry
+
+
+def load_target(target: str, tasks: str | None = None) -> Target:
+    """Resolve ``MODULE:ATTR`` (and ``--tasks MODULE:ATTR``) to what the worker runs.
+
+    ``ATTR`` is a registry (or has one, see :func:`load_registry`) or a
+    :class:`~taskmill.App`. For an app the registry is ``tasks`` if given, else the
+    ``registry`` or ``tasks`` attribute of the app's module.
+
+    Raises:
+        ConfigurationError: With a one-line reason when nothing fits.
+    """
+    found = _resolve(target)
+    if not isinstance(found, App):
+        return Target(registry=load_registry(tasks or target))
+    if tasks is not None:
+        return Target(registry=load_registry(tasks), app=found)
+    module = sys.modules[target.partition(":")[0]]
+    registry = _registry_of(module)
+    if registry is None:
+        raise ConfigurationError(
+            f"{target} is an App but its module has no TaskRegistry named 'registry' or "
+            "'tasks'; pass --tasks MODULE:ATTR"
+        )
+    return Target(registry=registry, app=found)
+
+
+def _registry_of(found: object) -> TaskRegistry | None:
+    for candidate in (found, getattr(found, "registry", None), getattr(found, "tasks", None)):
+        if isinstance(candidate, TaskRegistry):
+            return candidate
+    return None
+
+
+def _resolve(target: str) -> object:
     module_name, colon, attr = target.partition(":")
     if not colon or not module_name or not attr:
         raise ConfigurationError(
@@ -71,35 +130,102 @@ def load_registry(target: str) -> TaskRegistry:
             found = getattr(found, part)
         except AttributeError:
             raise ConfigurationError(f"module {module_name!r} has no attribute {attr!r}") from None
-    for candidate in (found, getattr(found, "registry", None), getattr(found, "tasks", None)):
-        if isinstance(candidate, TaskRegistry):
-            return candidate
-    raise ConfigurationError(f"{target} is a {type(found).__name__}, not a taskmill.TaskRegistry")
+    return found
 
 
-async def serve(registry: TaskRegistry, options: WorkerOptions) -> None:
-    """Open the SQLite store and run a worker until SIGTERM/SIGINT (a second one: at once)."""
+async def serve(registry: TaskRegistry, options: WorkerOptions, app: App | None = None) -> int:
+    """Open the SQLite store and run a worker until SIGTERM/SIGINT (a second one: at once).
+
+    With ``app``, the worker is added to it (:func:`add_to_app`) and the app runs.
+
+    Returns:
+        The exit code: 0 after a clean stop, 1 when the app stopped with an error
+        (a fatal job's, a failed worker's, or errors while stopping).
+    """
     from taskmill.sqlite import SqliteStore  # noqa: PLC0415 - optional extra
 
     async with await SqliteStore.open(options.db, lease=options.lease) as store:
+        grace = options.grace if app is None else min(options.grace, 0.9 * app.stop_timeout)
         worker = DurableWorker(
             store,
             registry,
             queues=options.queues,
             concurrency=options.concurrency,
             lease=options.lease,
-            grace=options.grace,
+            grace=grace,
         )
-        stopping: set[asyncio.Task[None]] = set()
+        logger.info("%r on %s", worker, options.db)
+        if app is None:
+            await _serve_alone(worker, options.health_port)
+            return 0
+        try:
+            return await _serve_app(app, worker, options.health_port)
+        finally:
+            await worker.stop(graceful=False)  # only waits, unless the app gave up on it
 
-        def on_signal(signum: int) -> None:
-            graceful = not stopping
-            logger.warning("signal %d: stopping %s", signum, "gracefully" if graceful else "now")
-            stopping.add(asyncio.create_task(worker.stop(graceful=graceful)))
 
+def _with_health(probe: Probe, port: int | None) -> contextlib.AbstractAsyncContextManager[Any]:
+    if port is None:
+        return contextlib.nullcontext()
+    return HealthServer(probe, port=port)
+
+
+async def _serve_alone(worker: DurableWorker, health_port: int | None) -> None:
+    stopping: set[asyncio.Task[None]] = set()
+
+    def on_signal(signum: int) -> None:
+        graceful = not stopping
+        logger.warning("signal %d: stopping %s", signum, "gracefully" if graceful else "now")
+        stopping.add(asyncio.create_task(worker.stop(graceful=graceful)))
+
+    async with _with_health(worker_probe(worker), health_port):
         with signal_handlers(on_signal, enabled=True):
-            logger.info("%r on %s", worker, options.db)
             await worker.run()
-        for task in stopping:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+    for task in stopping:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def _serve_app(app: App, worker: DurableWorker, health_port: int | None) -> int:
+    add_to_app(app, worker)
+    if health_port is not None:
+        app.component(HealthServer(app_probe(app), port=health_port), name="health-endpoint")
+    try:
+        await app.run()
+    except Exception:
+        logger.exception("app %s stopped because of an error", app.name)
+        return 1
+    return 0
+
+
+def add_to_app(app: App, worker: DurableWorker, *, name: str = "durable-worker") -> None:
+    """Run ``worker`` as one of ``app``'s workers, stopped gracefully with the app.
+
+    The app stops its workers by cancelling them; this wrapper turns that first
+    cancellation into ``worker.stop(graceful=True)`` (grace, then release) and a
+    second one into an immediate stop. It reports under the ``name`` health scope.
+    """
+    scope = app.health.scope(name)
+
+    async def run_worker() -> None:
+        run = asyncio.ensure_future(worker.run())
+        scope.ok(f"running on {','.join(worker.statistics().queues)}")
+        try:
+            await asyncio.shield(run)
+        except asyncio.CancelledError:
+            await _stop_worker(worker, run)
+            raise
+        finally:
+            scope.stopped("stopped")
+
+    app.add_worker(run_worker, name=name)
+
+
+async def _stop_worker(worker: DurableWorker, run: asyncio.Future[None]) -> None:
+    try:
+        await worker.stop(graceful=True)
+    except asyncio.CancelledError:
+        await worker.stop(graceful=False)
+        raise
+    finally:
+        await asyncio.wait([run])

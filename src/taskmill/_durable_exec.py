@@ -13,7 +13,7 @@ import asyncio
 import functools
 import importlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, final
@@ -95,14 +95,19 @@ async def call(
 
 
 def next_retry(
-    policy: Retry, outcome: Outcome, *, attempt: int, since_enqueue: float
+    policy: Retry,
+    outcome: Outcome,
+    *,
+    attempt: int,
+    since_enqueue: float,
+    extra: Mapping[str, object] | None = None,
 ) -> tuple[BaseException, float | None]:
     """Return the error to record and the delay before the next attempt (``None``: final).
 
     The retry core is rebuilt from the attempt number: ``attempt - 1`` attempts
     came before this one, and the backoff index is that count (retry directives
     of earlier attempts are not persisted). The deadline counts from the first
-    enqueue for a retried task.
+    enqueue for a retried task. ``extra`` goes on the log record of a failing hook.
     """
     assert outcome.error is not None
     first = None if attempt <= 1 else outcome.started - max(0.0, since_enqueue)
@@ -116,7 +121,7 @@ def next_retry(
     try:
         step = runner.step(outcome.error, started=outcome.started, finished=outcome.finished)
     except Exception:
-        logger.exception("the retry policy's hook failed; the task fails for good")
+        logger.exception("the retry policy's hook failed; the task fails for good", extra=extra)
         return outcome.error, None
     error = step.error if step.error is not None else outcome.error
     return error, step.delay if step.again else None

@@ -31,6 +31,7 @@ from ._durable_exec import (
     policy_for,
 )
 from ._errors import AlreadyStarted, ConfigurationError, PayloadError, TaskTimeout
+from ._logging import ATTEMPT, QUEUE, TASK, TASK_ID, WORKER
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -238,7 +239,12 @@ class DurableWorker:
             asyncio.create_task(self._store.run_reclaimer(self._reclaim), name="taskmill-reclaim"),
             asyncio.create_task(self._renew_forever(), name="taskmill-renew"),
         ]
-        logger.info("durable worker %s started on queues %s", self._id, ",".join(self._queues))
+        logger.info(
+            "durable worker %s started on queues %s",
+            self._id,
+            ",".join(self._queues),
+            extra={WORKER: self._id, QUEUE: ",".join(self._queues)},
+        )
         try:
             await self._claim_until_stopped()
             self._state = "stopping"
@@ -252,7 +258,7 @@ class DurableWorker:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._state = "stopped"
             self._done.set()
-            logger.info("durable worker %s stopped", self._id)
+            logger.info("durable worker %s stopped", self._id, extra={WORKER: self._id})
 
     async def stop(self, *, graceful: bool = True) -> None:
         """Stop claiming at once; let running tasks finish within ``grace`` (or not).
@@ -278,9 +284,13 @@ class DurableWorker:
                 self._changed.clear()
                 await self._changed.wait()
                 continue
-            claims = await self._store.claim(
-                self._queues, worker=self._id, limit=free, lease=self._lease
-            )
+            try:
+                claims = await self._store.claim(
+                    self._queues, worker=self._id, limit=free, lease=self._lease
+                )
+            except Exception:
+                logger.exception("claiming failed; the worker stops", extra={WORKER: self._id})
+                raise
             for claim in claims:
                 self._start(claim)
             if claims:
@@ -333,11 +343,20 @@ class DurableWorker:
         try:
             renewal = await self._store.renew(claim.task_id, claim.token, lease=self._lease)
         except Exception:
-            logger.warning("could not renew the lease of %s", claim.task_id, exc_info=True)
+            logger.warning(
+                "could not renew the lease of %s",
+                claim.task_id,
+                exc_info=True,
+                extra=self._extra(claim),
+            )
             return
         verdict = str(getattr(renewal, "value", renewal))
         if verdict == "lost":
-            logger.warning("lost the lease of %s: abandoning this attempt", claim.task_id)
+            logger.warning(
+                "lost the lease of %s: abandoning this attempt",
+                claim.task_id,
+                extra=self._extra(claim),
+            )
             delivery.stop("lost")
         elif verdict == "cancel_requested":
             delivery.stop("cancel")
@@ -352,7 +371,11 @@ class DurableWorker:
             if envelope is not None:
                 await self._execute(delivery, envelope)
         except Exception:
-            logger.exception("settling task %s failed; its lease will be reclaimed", claim.task_id)
+            logger.exception(
+                "settling task %s failed; its lease will be reclaimed",
+                claim.task_id,
+                extra=self._extra(claim),
+            )
         finally:
             del self._held[claim.task_id]
             self._changed.set()
@@ -366,7 +389,7 @@ class DurableWorker:
             if envelope.task == claim.name:
                 return envelope
             reason = f"payload names task {envelope.task!r} but was enqueued as {claim.name!r}"
-        logger.warning("dead-lettering %s: %s", claim.task_id, reason)
+        logger.warning("dead-lettering %s: %s", claim.task_id, reason, extra=self._extra(claim))
         self._counts["dead_lettered"] += 1
         await self._store.dead_letter(claim.task_id, claim.token, reason)
         return None
@@ -401,6 +424,9 @@ class DurableWorker:
             await self._store.ack_cancelled(claim.task_id, claim.token)
         elif delivery.interrupt == "shutdown":
             self._counts["released"] += 1
+            logger.info(
+                "shutdown: releasing %s unfinished", claim.task_id, extra=self._extra(claim)
+            )
             await self._store.release(claim.task_id, claim.token)
         else:
             self._counts["lost"] += 1
@@ -417,16 +443,46 @@ class DurableWorker:
 
     async def _fail(self, claim: Any, policy: Retry, outcome: Outcome) -> None:
         since = _clock.wall_time() - float(claim.enqueued_at)
-        error, delay = next_retry(policy, outcome, attempt=claim.attempt, since_enqueue=since)
+        extra = self._extra(claim)
+        error, delay = next_retry(
+            policy, outcome, attempt=claim.attempt, since_enqueue=since, extra=extra
+        )
         text = self._error_info(error)
         if delay is not None:
             self._counts["retried"] += 1
+            logger.info(
+                "task %s (%s) attempt %d failed: %r; retrying in %.3fs",
+                claim.task_id,
+                claim.name,
+                claim.attempt,
+                error,
+                delay,
+                extra=extra,
+            )
             retry_at = _clock.wall_time() + delay
             await self._store.nack(claim.task_id, claim.token, error=text, retry_at=retry_at)
             return
         self._counts["failed"] += 1
         status = "timed_out" if isinstance(error, TaskTimeout) else "failed"
+        logger.warning(
+            "task %s (%s) %s on attempt %d",
+            claim.task_id,
+            claim.name,
+            status.replace("_", " "),
+            claim.attempt,
+            exc_info=error,
+            extra=extra,
+        )
         await self._store.nack(claim.task_id, claim.token, error=text, status=status)
+
+    def _extra(self, claim: Any) -> dict[str, object]:
+        return {
+            TASK_ID: claim.task_id,
+            TASK: claim.name,
+            ATTEMPT: claim.attempt,
+            QUEUE: claim.queue,
+            WORKER: self._id,
+        }
 
     def _error_info(self, error: BaseException) -> Any:
         from ._envelope import ErrorInfo  # noqa: PLC0415 - msgspec is loaded by now
