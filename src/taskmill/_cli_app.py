@@ -56,6 +56,7 @@ def demo(speed: float, db: Path | None) -> None:
     help="Serve GET /health on 127.0.0.1:PORT (default: off).",
 )
 @click.option("--check", is_flag=True, help="Query --health-port and exit 0 (healthy) or 1.")
+@click.option("--log-json", is_flag=True, help="Log one JSON object per line (stderr).")
 def worker(
     target: str,
     *,
@@ -67,6 +68,7 @@ def worker(
     tasks: str | None,
     health_port: int | None,
     check: bool,
+    log_json: bool = False,
 ) -> None:
     """Run registered tasks from the SQLite store; SIGTERM stops gracefully (twice: at once).
 
@@ -98,7 +100,14 @@ def worker(
     except ConfigurationError as exc:
         click.echo(f"Error: {exc}", err=True)
         raise SystemExit(2) from None
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if log_json:
+        from taskmill._logging import configure_logging  # noqa: PLC0415
+
+        configure_logging(logging.INFO, json=True)
+    else:
+        logging.basicConfig(
+            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+        )
     raise SystemExit(asyncio.run(serve(found.registry, options, found.app)))
 
 
@@ -109,6 +118,12 @@ def worker(
 def check(port: int, host: str, timeout: float) -> None:
     """Query a worker's health endpoint: exit 0 when healthy (HTTP 200), else 1."""
     _probe(port, host=host, timeout=timeout)
+
+
+from taskmill._cli_inspect import COMMANDS as _INSPECT_COMMANDS  # noqa: E402 - after the group
+
+for _command in _INSPECT_COMMANDS:
+    cli.add_command(_command)
 
 
 def _probe(port: int, *, host: str = "127.0.0.1", timeout: float) -> None:

@@ -15,7 +15,8 @@ from typing import Any, Final
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
-from taskmill._errors import BackendError, ConfigurationError, StateError, TaskNotFound
+from taskmill._errors import BackendError, StateError, TaskNotFound
+from taskmill._storecheck import StoreFacade, check_purge
 
 from . import _ops, _scripts
 from ._conn import backend_errors, new_epoch, redact
@@ -31,12 +32,10 @@ __all__ = ["StoreCore"]
 
 logger = logging.getLogger(__name__)
 
-_FAILED: Final = {"failed": "F", "timed_out": "T"}
-_SCOPES: Final = {"queued": "q", "running": "r", "done": "d"}
 _RECHECK: Final = 5.0
 
 
-class StoreCore:
+class StoreCore(StoreFacade):
     """Connection, scripts, epoch marker, and every operation that needs no claim."""
 
     def __init__(
@@ -183,20 +182,6 @@ class StoreCore:
                 out.extend(_ops.listed(name, reply))
         return out[offset : offset + limit]
 
-    async def result(self, task_id: str) -> TaskRecord:
-        """Return the terminal record of a finished task, without waiting.
-
-        Raises:
-            TaskNotFound: when no such task exists.
-            StateError: when it has not finished yet.
-        """
-        record = await self.get(task_id)
-        if record is None:
-            raise TaskNotFound(task_id)
-        if not record.terminal:
-            raise StateError(f"task {task_id} has not finished (status: {record.status})")
-        return record
-
     async def wait(
         self,
         task_id: str,
@@ -254,8 +239,7 @@ class StoreCore:
 
     async def purge_dead(self, *task_ids: str, everything: bool = False) -> int:
         """Delete the named dead letters, or all of them with ``everything=True``."""
-        if bool(task_ids) == everything:
-            raise ConfigurationError("purge_dead takes task ids, or everything=True (not both)")
+        check_purge(task_ids, everything=everything)
         purged = 0
         for queue in await self.queues():
             if everything:

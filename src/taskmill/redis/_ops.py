@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import math
 import random
 from collections.abc import Iterable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, Final
 
+from taskmill import _storecheck
 from taskmill._errors import ConfigurationError
+from taskmill._storecheck import check_result, count, seconds, status_items
 
 from . import _record
 from ._keys import check_queue, check_text
@@ -63,55 +64,21 @@ _INDEXES: Final = (
 
 
 # -- checks -------------------------------------------------------------------------------
-def seconds(value: object, what: str, *, allow_zero: bool = False) -> float:
-    """Return ``value`` as finite seconds (> 0, or >= 0 with ``allow_zero``)."""
-    if (
-        isinstance(value, int | float)
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-        and (value > 0 or (allow_zero and value == 0))
-    ):
-        return float(value)
-    bound = ">= 0" if allow_zero else "> 0"
-    raise ConfigurationError(f"{what} must be a finite number of seconds {bound}: {value!r}")
-
-
-def count(value: object, what: str, minimum: int) -> int:
-    """Return ``value`` if it is an int >= ``minimum``."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigurationError(f"{what} must be an int >= {minimum}, got {value!r}")
-    return value
-
-
 def check_priority(priority: int) -> None:
     """Refuse priorities Redis scores cannot order exactly (|p| > 2**53)."""
     if not -MAX_PRIORITY <= priority <= MAX_PRIORITY:
         raise ConfigurationError(f"priority must be within +-2**53 on Redis, got {priority}")
 
 
-def check_result(result: object) -> None:
-    """Refuse results that are not bytes or ``None``."""
-    if result is not None and not isinstance(result, bytes):
-        raise ConfigurationError(f"result must be bytes or None, got {type(result)}")
-
-
 def queue_names(queues: Sequence[str]) -> tuple[str, ...]:
     """Return the distinct, valid queue names of a claim, in order."""
-    names = (queues,) if isinstance(queues, str) else tuple(queues)
-    if not names:
-        raise ConfigurationError("claim needs at least one queue name")
-    return tuple(dict.fromkeys(check_queue(name) for name in names))
+    return _storecheck.queue_names(queues, check_queue)
 
 
 def statuses(status: Status | str | Iterable[Status | str] | None) -> frozenset[Status]:
     """Return the statuses a listing asks for (all for ``None``)."""
-    if status is None:
-        return frozenset(Status)
-    items = [status] if isinstance(status, str) else list(status)
-    try:
-        return frozenset(Status(item) for item in items)
-    except ValueError as exc:
-        raise ConfigurationError(f"unknown status in {status!r}") from exc
+    items = status_items(status)
+    return frozenset(Status) if items is None else frozenset(items)
 
 
 def text(value: object) -> str | None:

@@ -14,15 +14,14 @@ import datetime as _dt
 import logging
 import secrets
 from collections.abc import Iterable, Sequence
-from types import TracebackType
-from typing import Final, Literal, NoReturn, Self, final
+from typing import Final, NoReturn, final
 
 from redis.asyncio import Redis
 
 from taskmill import _clock
 from taskmill._backend import NewTask as ProtocolNewTask
 from taskmill._errors import BackendError, ConfigurationError, TaskNotFound
-from taskmill.sqlite._records import as_new_task
+from taskmill._storecheck import Failure, as_new_task
 
 from . import _ops
 from ._base import StoreCore
@@ -38,7 +37,6 @@ from ._types import (
     ReclaimReport,
     Renewal,
     UniqueScope,
-    wall_seconds,
 )
 
 __all__ = ["RedisStore"]
@@ -47,7 +45,6 @@ logger = logging.getLogger(__name__)
 
 _FAILED: Final = {"failed": "F", "timed_out": "T"}
 _SCOPES: Final = {"queued": "q", "running": "r", "done": "d"}
-_RECHECK: Final = 5.0
 
 
 @final
@@ -161,17 +158,6 @@ class RedisStore(StoreCore):
         await self._acker.close()
         await self._completions.close()
         await self._client.aclose(close_connection_pool=True)
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     # -- producers ------------------------------------------------------------------------
     async def enqueue(
@@ -408,33 +394,15 @@ class RedisStore(StoreCore):
                 done[index] = bool(ok)
         return done
 
-    async def nack(
-        self,
-        task_id: str,
-        token: str,
-        *,
-        error: ErrorText,
-        retry_at: float | _dt.datetime | None = None,
-        status: Literal["failed", "timed_out", "cancelled"] = "failed",
+    async def _record_failure(
+        self, task_id: str, token: str, *, error: ErrorText, due: float | None, status: Failure
     ) -> bool:
-        """Record a failed attempt; ``False`` if the token is stale.
-
-        With ``retry_at`` the task waits (``retrying``) until then and its attempt
-        number goes up by one; without it the task ends with ``status``. A pending
-        cancel request ends it ``cancelled`` instead; ``status="cancelled"`` is
-        :meth:`ack_cancelled` (the protocol's spelling).
-        """
-        if not isinstance(error, ErrorText):
-            raise ConfigurationError(f"error must be an ErrorText, got {error!r}")
-        if status == "cancelled" and retry_at is None:
-            return await self.ack_cancelled(task_id, token)
-        if status not in _FAILED:
-            raise ConfigurationError(f"status must be 'failed' or 'timed_out', got {status!r}")
-        due = "" if retry_at is None else round(wall_seconds(retry_at, "retry_at") * 1000)
+        """Store a failed attempt (:meth:`nack`, arguments already checked)."""
+        due_ms = "" if due is None else round(due * 1000)
         queue, tok = _ops.token_parts(token)
         if not queue:
             return False
-        args = (self._ttl_ms(), task_id, tok, due, _FAILED[status], *_ops.error_args(error))
+        args = (self._ttl_ms(), task_id, tok, due_ms, _FAILED[status], *_ops.error_args(error))
         return bool(await self._call("NACK", queue, args, "nack"))
 
     async def release(self, task_id: str, token: str) -> bool:

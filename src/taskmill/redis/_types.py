@@ -1,6 +1,7 @@
 """The values the Redis store takes and returns.
 
-They are the SQLite store's values (one adapter serves both stores), plus what only
+They are the SQLite store's values (one adapter serves both stores; shared through
+:mod:`taskmill._backend` and :mod:`taskmill._storecheck`), plus what only
 Redis has: unique-key scopes and the store's statistics. Times are POSIX seconds on
 *Redis'* clock (``TIME``): ``Claim.lease_until`` included.
 """
@@ -11,18 +12,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal, final
 
-from taskmill.sqlite._records import (
+from taskmill._backend import (
     CancelOutcome,
     Claim,
     Enqueued,
     ErrorText,
-    NewTask,
     ReclaimReport,
     Renewal,
-    Status,
     TaskRecord,
-    wall_seconds,
 )
+from taskmill._backend import RecordStatus as Status
+from taskmill._storecheck import NewTask, wall_seconds
 
 __all__ = [
     "CancelOutcome",

@@ -1,17 +1,17 @@
 """Argument checks for the store's public calls, and the host's boot id.
 
 Every check raises :class:`~taskmill.ConfigurationError` naming the argument, at the
-call that passed it (before anything reaches the database).
+call that passed it (before anything reaches the database). The checks both stores
+share live in :mod:`taskmill._storecheck` (re-exported here).
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Final
 
-from taskmill._errors import ConfigurationError
+from taskmill._storecheck import count, queue_names, seconds, status_items, text
 
 from ._records import Status
 
@@ -28,47 +28,6 @@ def read_boot_id() -> str | None:
         return None
 
 
-def seconds(value: object, what: str, *, allow_zero: bool = False) -> float:
-    """Return ``value`` as finite float seconds, > 0 (or >= 0 with ``allow_zero``)."""
-    if (
-        isinstance(value, int | float)
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-        and (value > 0 or (allow_zero and value == 0))
-    ):
-        return float(value)
-    bound = ">= 0" if allow_zero else "> 0"
-    raise ConfigurationError(f"{what} must be a finite number of seconds {bound}: {value!r}")
-
-
-def count(value: object, what: str, minimum: int) -> int:
-    """Return ``value`` when it is an int (not a bool) >= ``minimum``."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigurationError(f"{what} must be an int >= {minimum}, got {value!r}")
-    return value
-
-
-def text(value: object, what: str) -> str:
-    """Return ``value`` when it is a non-empty string."""
-    if not isinstance(value, str) or not value:
-        raise ConfigurationError(f"{what} must be a non-empty string, got {value!r}")
-    return value
-
-
-def queue_names(queues: Sequence[str]) -> tuple[str, ...]:
-    """Return the distinct queue names (a single string is one name)."""
-    names = (queues,) if isinstance(queues, str) else tuple(queues)
-    if not names:
-        raise ConfigurationError("claim needs at least one queue name")
-    return tuple(dict.fromkeys(text(name, "queue name") for name in names))
-
-
 def statuses(status: Status | str | Iterable[Status | str] | None) -> list[str]:
     """Return the status values to filter on (``[]`` = any)."""
-    if status is None:
-        return []
-    items = [status] if isinstance(status, str) else list(status)
-    try:
-        return [Status(item).value for item in items]
-    except ValueError as exc:
-        raise ConfigurationError(f"unknown status in {status!r}") from exc
+    return [item.value for item in status_items(status) or ()]

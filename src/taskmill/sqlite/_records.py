@@ -7,8 +7,6 @@ the host's monotonic clock (see docs/sqlite.md, "Clock rules").
 
 from __future__ import annotations
 
-import datetime as _dt
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import final
@@ -24,12 +22,11 @@ from taskmill._backend import (
     Renewal,
     TaskRecord,
 )
-from taskmill._backend import NewTask as ProtocolNewTask
 from taskmill._backend import RecordStatus as Status
-from taskmill._errors import ConfigurationError
+from taskmill._storecheck import NewTask, as_new_task, wall_seconds
 
 # The value types are taskmill.abc's own (one set for every backend); NewTask is the
-# store's richer variant that also takes an aware datetime for ``run_at``.
+# stores' richer variant that also takes an aware datetime for ``run_at``.
 
 __all__ = [
     "LIVE",
@@ -47,75 +44,6 @@ __all__ = [
     "as_new_task",
     "wall_seconds",
 ]
-
-
-def wall_seconds(when: object, what: str) -> float:
-    """Return POSIX seconds for ``when`` (aware datetime or finite float seconds).
-
-    Raises:
-        ConfigurationError: for naive datetimes and non-finite or non-numeric values.
-    """
-    if isinstance(when, _dt.datetime):
-        if when.tzinfo is None or when.utcoffset() is None:
-            raise ConfigurationError(f"{what} must be an aware datetime, got naive {when!r}")
-        return when.timestamp()
-    if isinstance(when, bool) or not isinstance(when, int | float) or not math.isfinite(when):
-        raise ConfigurationError(f"{what} must be POSIX seconds or an aware datetime: {when!r}")
-    return float(when)
-
-
-def _name(value: object, what: str, *, optional: bool = False) -> None:
-    if value is None and optional:
-        return
-    if not isinstance(value, str) or not value:
-        raise ConfigurationError(f"{what} must be a non-empty string, got {value!r}")
-
-
-@final
-@dataclass(frozen=True, slots=True, kw_only=True)
-class NewTask:
-    """One task to enqueue (what :meth:`SqliteStore.enqueue_many` takes).
-
-    Attributes:
-        payload: Opaque bytes (the store never looks inside).
-        name: The registered task name.
-        queue: The queue it waits in.
-        priority: Lower runs first; FIFO (enqueue order) within a priority.
-        run_at: When it becomes due: POSIX seconds or an aware datetime; ``None`` = now.
-        unique_key: At most one live (non-terminal) task holds a key at a time.
-        task_id: Its id; ``None`` generates one. Enqueueing an existing id is a no-op
-            that returns ``created=False`` (ids double as idempotency keys).
-
-    Raises:
-        ConfigurationError: at construction, for any invalid field.
-    """
-
-    payload: bytes
-    name: str
-    queue: str = "default"
-    priority: int = 0
-    run_at: float | _dt.datetime | None = None
-    unique_key: str | None = None
-    task_id: str | None = None
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.payload, bytes):
-            raise ConfigurationError(f"payload must be bytes, got {type(self.payload).__name__}")
-        _name(self.name, "name")
-        _name(self.queue, "queue")
-        _name(self.unique_key, "unique_key", optional=True)
-        _name(self.task_id, "task_id", optional=True)
-        if isinstance(self.priority, bool) or not isinstance(self.priority, int):
-            raise ConfigurationError(f"priority must be an int, got {self.priority!r}")
-        if not -(2**63) <= self.priority < 2**63:
-            raise ConfigurationError(f"priority must fit in 64 bits, got {self.priority!r}")
-        if self.run_at is not None:
-            object.__setattr__(self, "run_at", wall_seconds(self.run_at, "run_at"))
-
-    @property
-    def due(self) -> float | None:
-        """``run_at`` as POSIX seconds (``None`` = now)."""
-        return None if self.run_at is None else wall_seconds(self.run_at, "run_at")
 
 
 @final
@@ -156,20 +84,3 @@ class StoreStatistics:
     size_bytes: int = 0
     busy_retries: int = 0
     malformed: int = 0
-
-
-def as_new_task(task: object) -> NewTask:
-    """Accept the store's NewTask or the protocol's (validated on conversion)."""
-    if isinstance(task, NewTask):
-        return task
-    if isinstance(task, ProtocolNewTask):
-        return NewTask(
-            payload=task.payload,
-            name=task.name,
-            queue=task.queue,
-            priority=task.priority,
-            run_at=task.run_at,
-            unique_key=task.unique_key,
-            task_id=task.task_id,
-        )
-    raise ConfigurationError(f"enqueue_many takes NewTask items, got {task!r}")

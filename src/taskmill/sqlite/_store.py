@@ -15,11 +15,11 @@ import logging
 import os
 import uuid
 from collections.abc import Iterable, Sequence
-from types import TracebackType
-from typing import Final, Literal, NoReturn, Self, final
+from typing import Final, NoReturn, final
 
 from taskmill import _backend, _clock
-from taskmill._errors import BackendError, ConfigurationError, StateError, TaskNotFound
+from taskmill._errors import BackendError, ConfigurationError, TaskNotFound
+from taskmill._storecheck import Failure, StoreFacade, check_purge, check_result
 
 from . import _checks, _queries, _rows, _sql
 from ._db import Database
@@ -35,7 +35,6 @@ from ._records import (
     StoreStatistics,
     TaskRecord,
     as_new_task,
-    wall_seconds,
 )
 from ._schema import Synchronous
 from ._waiters import Completions
@@ -46,11 +45,10 @@ logger = logging.getLogger(__name__)
 
 _SYNCHRONOUS: Final = ("full", "normal", "off")
 _MIN_POLL: Final = 0.005
-_FAILED: Final = frozenset({Status.FAILED, Status.TIMED_OUT})
 
 
 @final
-class SqliteStore:
+class SqliteStore(StoreFacade):
     """A durable task store in one SQLite file (WAL), shared by processes on one host.
 
     Open it with :meth:`open` (or ``async with await SqliteStore.open(path)``).
@@ -139,17 +137,6 @@ class SqliteStore:
             await asyncio.gather(*self._cleanups, return_exceptions=True)
         await self._completions.close()
         await self._db.close()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     def __repr__(self) -> str:
         state = "closed" if self._db.closed else "open"
@@ -303,8 +290,7 @@ class SqliteStore:
         """Acknowledge several claims in one transaction (group commit), in order."""
         batch = builtins.list(acks)
         for _, _, result in batch:
-            if result is not None and not isinstance(result, bytes):
-                raise ConfigurationError(f"result must be bytes or None, got {type(result)}")
+            check_result(result)
         if not batch:
             return []
         wall = _clock.wall_time()
@@ -312,29 +298,10 @@ class SqliteStore:
         self._completions.changed()
         return done
 
-    async def nack(
-        self,
-        task_id: str,
-        token: str,
-        *,
-        error: ErrorText,
-        retry_at: float | _dt.datetime | None = None,
-        status: Literal["failed", "timed_out", "cancelled"] = "failed",
+    async def _record_failure(
+        self, task_id: str, token: str, *, error: ErrorText, due: float | None, status: Failure
     ) -> bool:
-        """Record a failed attempt; ``False`` if the token is stale.
-
-        With ``retry_at`` the task waits (``retrying``) until then and its attempt
-        number goes up by one; without it the task ends with ``status``. A pending
-        cancel request ends it ``cancelled`` instead; ``status="cancelled"`` is
-        :meth:`ack_cancelled` (the protocol's spelling).
-        """
-        if not isinstance(error, ErrorText):
-            raise ConfigurationError(f"error must be an ErrorText, got {error!r}")
-        if status == "cancelled" and retry_at is None:
-            return await self.ack_cancelled(task_id, token)
-        if status not in _FAILED:
-            raise ConfigurationError(f"status must be 'failed' or 'timed_out', got {status!r}")
-        due = None if retry_at is None else wall_seconds(retry_at, "retry_at")
+        """Store a failed attempt (:meth:`nack`, arguments already checked)."""
         wall = _clock.wall_time()
         done = await self._db.run(
             _sql.nack,
@@ -455,20 +422,6 @@ class SqliteStore:
         )
         return [_rows.record(row) for row in rows]
 
-    async def result(self, task_id: str) -> TaskRecord:
-        """Return the terminal record of a finished task, without waiting.
-
-        Raises:
-            TaskNotFound: when no such task exists.
-            StateError: when it has not finished yet.
-        """
-        record = await self.get(task_id)
-        if record is None:
-            raise TaskNotFound(task_id)
-        if not record.terminal:
-            raise StateError(f"task {task_id} has not finished (status: {record.status})")
-        return record
-
     async def wait(
         self,
         task_id: str,
@@ -506,8 +459,7 @@ class SqliteStore:
 
     async def purge_dead(self, *task_ids: str, everything: bool = False) -> int:
         """Delete the named dead letters, or all of them with ``everything=True``."""
-        if bool(task_ids) == everything:
-            raise ConfigurationError("purge_dead takes task ids, or everything=True (not both)")
+        check_purge(task_ids, everything=everything)
         return await self._db.run(_sql.purge_dead, None if everything else builtins.list(task_ids))
 
     async def purge_results(self, older_than: float) -> int:
