@@ -24,6 +24,7 @@ from ._errors import ConfigurationError, TaskCancelled, TaskFailed
 if TYPE_CHECKING:
     from ._codec import PayloadCodec
     from ._registry import TaskRegistry
+    from .otel._hooks import DurableTracingHooks
 
 __all__ = ["DurableClient", "DurableHandle", "DurableStore", "SubmitOptions", "make_codec"]
 
@@ -229,6 +230,7 @@ class DurableClient:
         registry: The tasks that may be submitted (callables resolve by identity).
         codec: The payload codec (default: JSON over ``registry``).
         options: Per-submit options applied to every submit.
+        tracing: Tracing hooks, e.g. :class:`taskmill.otel.DurableTracing` (``None``: off).
 
     Example:
         >>> client = DurableClient(store, registry)  # doctest: +SKIP
@@ -237,7 +239,7 @@ class DurableClient:
         3
     """
 
-    __slots__ = ("_codec", "_options", "_registry", "_store", "_submitted")
+    __slots__ = ("_codec", "_options", "_registry", "_store", "_submitted", "_tracing")
 
     def __init__(
         self,
@@ -246,8 +248,10 @@ class DurableClient:
         *,
         codec: PayloadCodec | None = None,
         options: SubmitOptions | None = None,
+        tracing: DurableTracingHooks | None = None,
     ) -> None:
         self._store = store
+        self._tracing = tracing
         self._registry = registry
         self._codec = make_codec(registry, codec)
         self._options = SubmitOptions() if options is None else options
@@ -276,7 +280,9 @@ class DurableClient:
             merged = dataclasses.replace(self._options, **options)
         except TypeError as exc:
             raise ConfigurationError(f"unknown submit option: {exc}") from exc
-        return DurableClient(self._store, self._registry, codec=self._codec, options=merged)
+        return DurableClient(
+            self._store, self._registry, codec=self._codec, options=merged, tracing=self._tracing
+        )
 
     @overload
     async def submit(
@@ -296,7 +302,22 @@ class DurableClient:
             UnknownTask: ``task`` is not registered.
             PayloadError: An argument cannot be serialized (the error names it).
         """
-        payload, name, options = self._encode(task, args, kwargs)
+        if self._tracing is None:
+            return await self._submit(task, args, kwargs, None)
+        name = task if isinstance(task, str) else self._registry.name_of(task)
+        with self._tracing.submit_span(name) as trace:
+            handle = await self._submit(task, args, kwargs, trace)
+            self._tracing.submitted(handle.id)
+        return handle
+
+    async def _submit(
+        self,
+        task: Any,
+        args: Sequence[object],
+        kwargs: Mapping[str, object],
+        trace: Mapping[str, str] | None,
+    ) -> DurableHandle[Any]:
+        payload, name, options = self._encode(task, args, kwargs, trace)
         enqueued: _EnqueuedLike = await self._store.enqueue(payload, name=name, **options)
         self._submitted += 1
         return DurableHandle(self, enqueued.task_id, name, created=enqueued.created)
@@ -322,7 +343,11 @@ class DurableClient:
         return DurableHandle(self, task_id, name, created=False)
 
     def _encode(
-        self, task: Any, args: Sequence[object], kwargs: Mapping[str, object]
+        self,
+        task: Any,
+        args: Sequence[object],
+        kwargs: Mapping[str, object],
+        trace: Mapping[str, str] | None = None,
     ) -> tuple[bytes, str, dict[str, Any]]:
         opts = self._options
         envelope = self._codec.build(
@@ -335,6 +360,7 @@ class DurableClient:
             unique_key=opts.unique_key,
             delay=opts.delay,
             at=opts.at,
+            trace=trace,
         )
         payload = self._codec.encode(envelope)
         options = envelope.options

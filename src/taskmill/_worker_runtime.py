@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from ._envelope import Envelope
     from ._registry import TaskRegistry
     from ._retry import Retry
+    from .otel._hooks import DurableTracingHooks
 
 __all__ = ["DurableWorker", "DurableWorkerStatistics"]
 
@@ -149,6 +150,7 @@ class DurableWorker:
         poll_interval: First sleep after an empty claim; doubles while idle.
         max_poll_interval: Longest idle sleep (the worst-case pickup latency).
         reclaim_interval: Period of the store's reclaim sweep run by this worker.
+        tracing: Tracing hooks, e.g. :class:`taskmill.otel.DurableTracing` (``None``: off).
 
     Raises:
         ConfigurationError: An option is invalid.
@@ -168,6 +170,7 @@ class DurableWorker:
         poll_interval: float = 0.005,
         max_poll_interval: float = 0.5,
         reclaim_interval: float = 1.0,
+        tracing: DurableTracingHooks | None = None,
     ) -> None:
         names: object = queues
         if isinstance(names, str) or not queues or not all(isinstance(q, str) for q in queues):
@@ -198,6 +201,7 @@ class DurableWorker:
         self._done = asyncio.Event()
         self._acks = AckBatcher(store)
         self._pool: ThreadPoolExecutor | None = None
+        self._tracing = tracing
 
     def __repr__(self) -> str:
         return (
@@ -395,6 +399,16 @@ class DurableWorker:
         return None
 
     async def _execute(self, delivery: _Delivery, envelope: Envelope) -> None:
+        if self._tracing is None:
+            await self._attempt(delivery, envelope)
+            return
+        claim = delivery.claim
+        with self._tracing.attempt_span(
+            envelope.task, task_id=claim.task_id, attempt=claim.attempt, trace=envelope.trace
+        ):
+            await self._attempt(delivery, envelope)
+
+    async def _attempt(self, delivery: _Delivery, envelope: Envelope) -> None:
         claim = delivery.claim
         spec = self._registry.get(envelope.task)
         policy = policy_for(spec, envelope)
@@ -448,6 +462,8 @@ class DurableWorker:
             policy, outcome, attempt=claim.attempt, since_enqueue=since, extra=extra
         )
         text = self._error_info(error)
+        if self._tracing is not None:
+            self._tracing.attempt_failed(error, retry_in=delay)
         if delay is not None:
             self._counts["retried"] += 1
             logger.info(
