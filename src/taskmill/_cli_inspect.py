@@ -243,6 +243,14 @@ def dead_list(db: Path, *, as_json: bool, limit: int) -> None:
     Console(highlight=False).print(table)
 
 
+async def _existing(store: SqliteStore, task_id: str) -> TaskRecord:
+    """Return the task's record, or raise TaskNotFound (one clear CLI line)."""
+    record = await store.get(task_id)
+    if record is None:
+        raise TaskNotFound(task_id)
+    return record
+
+
 @dead_letters.command("show")
 @click.argument("task_id", metavar="ID")
 @_db_option
@@ -250,10 +258,7 @@ def dead_show(task_id: str, db: Path) -> None:
     """Show one task's record (any status) as JSON: arguments, error, reason."""
 
     async def get(store: SqliteStore) -> TaskRecord:
-        record = await store.get(task_id)
-        if record is None:
-            raise TaskNotFound(task_id)
-        return record
+        return await _existing(store, task_id)
 
     click.echo(json.dumps(_record_object(_with_store(db, get)), indent=2, sort_keys=True))
 
@@ -265,9 +270,7 @@ def dead_requeue(task_id: str, db: Path) -> None:
     """Queue a dead letter again (due now, worker-lost count reset)."""
 
     async def requeue(store: SqliteStore) -> None:
-        record = await store.get(task_id)
-        if record is None:
-            raise TaskNotFound(task_id)
+        record = await _existing(store, task_id)
         if not await store.requeue_dead(task_id):
             raise UserError(f"task {task_id} is {record.status}, not a dead letter")
 

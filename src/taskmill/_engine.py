@@ -282,16 +282,7 @@ class Engine(Records):
                 await self._execute(handle, me)
                 continue
             # The fast path: a coroutine function without timeout, key or middleware.
-            handle._status = RUNNING
-            handle._worker = me
-            handle._attempts += 1
-            self._queued -= 1
-            self._running += 1
-            if self._space:
-                self._wake_space()
-            handle._started = loop.time()
-            if self._on_started:
-                Events.emit(self._on_started, handle)
+            self._begin_attempt(handle, me, loop.time())
             try:
                 kwargs = handle._kwargs
                 if kwargs:
@@ -323,9 +314,8 @@ class Engine(Records):
             if self._quiet and not self._live_count():
                 self._wake_quiet()
 
-    async def _execute(self, handle: Handle, me: asyncio.Task[Any]) -> None:
-        """Run one attempt on the general path (sync code, timeouts, middleware, keys)."""
-        opts = handle._opts
+    def _begin_attempt(self, handle: Handle, me: asyncio.Task[Any], now: float) -> None:
+        """Move a queued handle to running on worker ``me`` (both execution paths)."""
         handle._status = RUNNING
         handle._worker = me
         handle._attempts += 1
@@ -333,9 +323,14 @@ class Engine(Records):
         self._running += 1
         if self._space:
             self._wake_space()
-        handle._started = self._now()
+        handle._started = now
         if self._on_started:
             Events.emit(self._on_started, handle)
+
+    async def _execute(self, handle: Handle, me: asyncio.Task[Any]) -> None:
+        """Run one attempt on the general path (sync code, timeouts, middleware, keys)."""
+        opts = handle._opts
+        self._begin_attempt(handle, me, self._now())
         try:
             value = await call_attempt(self, handle)
         except BaseException as error:  # noqa: BLE001  # every outcome is recorded
