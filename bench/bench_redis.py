@@ -167,12 +167,12 @@ async def memory(store: RedisStore, n: int) -> dict[str, float]:
     for label, run_at in (("queued", None), ("scheduled", 4_000_000_000.0)):
         await reset(store)
         await store.enqueue(b"warm", name="noop")
-        before = int((await store.client.info("memory"))["used_memory"])
+        before = int((await store.client.info("memory"))["used_memory_dataset"])
         for _ in range(n // 5000):
             await store.enqueue_many(
                 [NewTask(payload=PAYLOAD, name="noop", run_at=run_at) for _ in range(5000)]
             )
-        after = int((await store.client.info("memory"))["used_memory"])
+        after = int((await store.client.info("memory"))["used_memory_dataset"])
         out[f"Redis memory per {label} task, {n:,} tasks (bytes)"] = (after - before) / n
     return out
 

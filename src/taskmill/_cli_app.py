@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 from rich.console import Console
 
+from taskmill._cli_store import StoreTarget, store_options
 from taskmill._version import __version__
 
 __all__ = ["cli"]
@@ -43,7 +44,7 @@ def demo(speed: float, db: Path | None) -> None:
 
 @cli.command()
 @click.argument("target", metavar="MODULE:ATTR")
-@click.option("--db", default="taskmill.db", show_default=True, help="The SQLite store file.")
+@store_options
 @click.option("--concurrency", type=click.IntRange(min=1), default=10, show_default=True)
 @click.option("--queues", default="default", show_default=True, help="Comma-separated queues.")
 @click.option("--grace", type=click.FloatRange(min=0.0), default=30.0, show_default=True)
@@ -56,11 +57,23 @@ def demo(speed: float, db: Path | None) -> None:
     help="Serve GET /health on 127.0.0.1:PORT (default: off).",
 )
 @click.option("--check", is_flag=True, help="Query --health-port and exit 0 (healthy) or 1.")
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(min=0, max=65535),
+    default=None,
+    help="Serve Prometheus metrics at http://HOST:PORT/metrics (needs taskmill[prometheus]).",
+)
+@click.option(
+    "--metrics-host",
+    default="127.0.0.1",
+    show_default=True,
+    help="The address --metrics-port binds (0.0.0.0: every interface).",
+)
 @click.option("--log-json", is_flag=True, help="Log one JSON object per line (stderr).")
 def worker(
     target: str,
     *,
-    db: str,
+    store: StoreTarget,
     concurrency: int,
     queues: str,
     grace: float,
@@ -68,9 +81,14 @@ def worker(
     tasks: str | None,
     health_port: int | None,
     check: bool,
+    metrics_port: int | None = None,
+    metrics_host: str = "127.0.0.1",
     log_json: bool = False,
 ) -> None:
-    """Run registered tasks from the SQLite store; SIGTERM stops gracefully (twice: at once).
+    """Run registered tasks from the store; SIGTERM stops gracefully (twice: at once).
+
+    The store is the SQLite file --db (default taskmill.db, created if missing) or the
+    Redis server --redis URL.
 
     MODULE:ATTR names a taskmill.TaskRegistry (or an object with a .registry), or a
     taskmill.App whose module has a `registry` (or `tasks`) TaskRegistry, or --tasks.
@@ -90,12 +108,15 @@ def worker(
         found = load_target(target, tasks)
         names = tuple(name.strip() for name in queues.split(",") if name.strip())
         options = WorkerOptions(
-            db=db,
+            db=str(store.db or "taskmill.db"),
+            redis=store.redis,
             queues=names,
             concurrency=concurrency,
             grace=grace,
             lease=lease,
             health_port=health_port,
+            metrics_port=metrics_port,
+            metrics_host=metrics_host,
         )
     except ConfigurationError as exc:
         click.echo(f"Error: {exc}", err=True)
@@ -108,7 +129,12 @@ def worker(
         logging.basicConfig(
             level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s"
         )
-    raise SystemExit(asyncio.run(serve(found.registry, options, found.app)))
+    try:
+        code = asyncio.run(serve(found.registry, options, found.app))
+    except ConfigurationError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        raise SystemExit(2) from None
+    raise SystemExit(code)
 
 
 @cli.command()
@@ -120,10 +146,38 @@ def check(port: int, host: str, timeout: float) -> None:
     _probe(port, host=host, timeout=timeout)
 
 
+_SHELLS = ("bash", "zsh", "fish")
+
+
+@cli.command()
+@click.argument("shell", type=click.Choice(_SHELLS), required=False)
+def completion(shell: str | None) -> None:
+    """Print the shell completion script for SHELL (default: from $SHELL).
+
+    Enable it for bash with: eval "$(taskmill completion bash)" (in ~/.bashrc).
+    """
+    import os  # noqa: PLC0415 - keep `taskmill --help` fast
+
+    from click.shell_completion import get_completion_class  # noqa: PLC0415
+
+    if shell is None:
+        shell = Path(os.environ.get("SHELL", "")).name
+        if shell not in _SHELLS:
+            raise click.UsageError(f"name the shell: taskmill completion {{{'|'.join(_SHELLS)}}}")
+    complete = get_completion_class(shell)
+    assert complete is not None  # the choices are click's built-in shells
+    script = complete(cli, {}, "taskmill", "_TASKMILL_COMPLETE").source()
+    click.echo(script)
+
+
 from taskmill._cli_inspect import COMMANDS as _INSPECT_COMMANDS  # noqa: E402 - after the group
 
 for _command in _INSPECT_COMMANDS:
     cli.add_command(_command)
+
+from taskmill._cli_dashboard import dashboard as _dashboard  # noqa: E402 - after the group
+
+cli.add_command(_dashboard)
 
 
 def _probe(port: int, *, host: str = "127.0.0.1", timeout: float) -> None:

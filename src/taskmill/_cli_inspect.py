@@ -1,8 +1,9 @@
-"""``taskmill status``, ``dead-letters``, ``cancel``, ``purge`` and ``submit`` over a SQLite store.
+"""``taskmill status``, ``dead-letters``, ``cancel``, ``purge`` and ``submit`` over a store.
 
-Every command takes ``--db PATH`` (default ``./taskmill.db``), opens the store,
-does one thing and closes it. User mistakes (a missing file, an unknown task id,
-bad JSON) end as one ``Error: ...`` line on stderr with exit code 2, never a
+Every command takes ``--db PATH`` (default ``./taskmill.db``) or ``--redis URL``
+(see :mod:`taskmill._cli_store`), opens the store, does one thing and closes it.
+User mistakes (a missing file, an unreachable Redis, an unknown task id, bad JSON)
+end as one ``Error: ...`` line on stderr with exit code 2, never a
 traceback. The store and the codec are imported inside the commands so that
 ``taskmill --help`` stays fast.
 """
@@ -10,64 +11,50 @@ traceback. The store and the codec are imported inside the commands so that
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 import click
 from rich.console import Console
 from rich.table import Table
 
 from taskmill import _clock
+from taskmill._cli_store import StoreTarget, UserError, open_store, store_options
 from taskmill._errors import TaskmillError, TaskNotFound
 
 if TYPE_CHECKING:
     from taskmill.payloads import PayloadCodec
-    from taskmill.sqlite import SqliteStore, StoreStatistics, TaskRecord
+    from taskmill.redis import RedisStore, RedisStoreStatistics
+    from taskmill.redis import TaskRecord as RedisTaskRecord
+    from taskmill.sqlite import SqliteStore, StoreStatistics
+    from taskmill.sqlite import TaskRecord as SqliteTaskRecord
 
 __all__ = ["COMMANDS", "UserError", "watch_status"]
 
 T = TypeVar("T")
-F = TypeVar("F", bound=Callable[..., Any])
 
-_DB_HELP = "The SQLite store file."
-
-
-class UserError(click.ClickException):
-    """A mistake of the person at the terminal: one ``Error:`` line and exit code 2."""
-
-    exit_code = 2
-
-
-def _db_option(fn: F) -> F:
-    return click.option(
-        "--db",
-        type=click.Path(dir_okay=False, path_type=Path),
-        default=Path("taskmill.db"),
-        show_default=True,
-        help=_DB_HELP,
-    )(fn)
+Store: TypeAlias = "SqliteStore | RedisStore"
+TaskRecord: TypeAlias = "SqliteTaskRecord | RedisTaskRecord"
 
 
 def _with_store(
-    db: Path, action: Callable[[SqliteStore], Awaitable[T]], *, create: bool = False
+    target: StoreTarget, action: Callable[[Store], Awaitable[T]], *, create: bool = False
 ) -> T:
-    """Open the store in ``db``, run ``action`` on it, close it; user mistakes -> UserError."""
-    if not create and not db.is_file():
-        raise UserError(f"no store at {db}: pass --db PATH (a worker or submit creates it)")
-    return asyncio.run(_open_and_run(db, action))
+    """Open the ``target`` store, run ``action`` on it, close it; user mistakes -> UserError."""
+    return asyncio.run(_open_and_run(target, action, create=create))
 
 
-async def _open_and_run(db: Path, action: Callable[[SqliteStore], Awaitable[T]]) -> T:
-    from taskmill.sqlite import SqliteStore  # noqa: PLC0415 - keep `taskmill --help` fast
-
+async def _open_and_run(
+    target: StoreTarget, action: Callable[[Store], Awaitable[T]], *, create: bool
+) -> T:
     try:
-        async with await SqliteStore.open(db) as store:
+        async with open_store(target, create=create) as store:
             return await action(store)
     except TaskNotFound as exc:
-        raise UserError(f"no task with id {exc.task_id!r} in {db}") from None
+        raise UserError(f"no task with id {exc.task_id!r} in {target}") from None
     except TaskmillError as exc:
         raise UserError(f"{type(exc).__name__}: {exc}") from None
 
@@ -80,10 +67,10 @@ def _age(since: float | None, wall: float) -> str:
 
 
 def _status_object(
-    stats: StoreStatistics, running: list[TaskRecord], wall: float
+    stats: StoreStatistics | RedisStoreStatistics, running: list[TaskRecord], wall: float
 ) -> dict[str, Any]:
     return {
-        "path": stats.path,
+        "path": getattr(stats, "path", None) or getattr(stats, "url", ""),
         "total": stats.total,
         "by_status": dict(stats.by_status),
         "by_queue": {queue: dict(counts) for queue, counts in stats.by_queue.items()},
@@ -129,14 +116,14 @@ def _status_tables(report: dict[str, Any]) -> Table:
     return grid
 
 
-async def _status_report(store: SqliteStore, limit: int) -> dict[str, Any]:
+async def _status_report(store: Store, limit: int) -> dict[str, Any]:
     stats = await store.statistics()
-    running = await store.list(status="running", limit=limit)
+    running: list[TaskRecord] = list(await store.list(status="running", limit=limit))
     return _status_object(stats, running, _clock.wall_time())
 
 
 async def watch_status(
-    store: SqliteStore, console: Console, *, interval: float, rounds: int | None = None
+    store: Store, console: Console, *, interval: float, rounds: int | None = None
 ) -> None:
     """Show the status tables and refresh them every ``interval`` seconds.
 
@@ -158,7 +145,7 @@ async def watch_status(
 
 
 @click.command()
-@_db_option
+@store_options
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (for scripts).")
 @click.option(
     "--watch",
@@ -174,18 +161,18 @@ async def watch_status(
     show_default=True,
     help="Running tasks to show at most.",
 )
-def status(db: Path, *, as_json: bool, watch: float | None, limit: int) -> None:
+def status(store: StoreTarget, *, as_json: bool, watch: float | None, limit: int) -> None:
     """Show task counts by status and by queue, and the running tasks with their age."""
     console = Console(highlight=False)
     if watch is not None:
         if as_json:
             raise UserError("--watch draws tables; drop --json (or --watch)")
         try:
-            _with_store(db, lambda store: watch_status(store, console, interval=watch))
+            _with_store(store, lambda opened: watch_status(opened, console, interval=watch))
         except KeyboardInterrupt:
             return
         return
-    report = _with_store(db, lambda store: _status_report(store, limit))
+    report = _with_store(store, lambda opened: _status_report(opened, limit))
     if as_json:
         click.echo(json.dumps(report, sort_keys=True))
     else:
@@ -225,12 +212,16 @@ def dead_letters() -> None:
 
 
 @dead_letters.command("list")
-@_db_option
+@store_options
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
 @click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True)
-def dead_list(db: Path, *, as_json: bool, limit: int) -> None:
+def dead_list(store: StoreTarget, *, as_json: bool, limit: int) -> None:
     """List dead letters in enqueue order, with the reason each one died."""
-    records = _with_store(db, lambda store: store.dead_letters(limit=limit))
+
+    async def dead(opened: Store) -> list[TaskRecord]:
+        return list(await opened.dead_letters(limit=limit))
+
+    records = _with_store(store, dead)
     if as_json:
         click.echo(json.dumps([_record_object(r) for r in records], sort_keys=True))
         return
@@ -243,7 +234,7 @@ def dead_list(db: Path, *, as_json: bool, limit: int) -> None:
     Console(highlight=False).print(table)
 
 
-async def _existing(store: SqliteStore, task_id: str) -> TaskRecord:
+async def _existing(store: Store, task_id: str) -> TaskRecord:
     """Return the task's record, or raise TaskNotFound (one clear CLI line)."""
     record = await store.get(task_id)
     if record is None:
@@ -253,28 +244,28 @@ async def _existing(store: SqliteStore, task_id: str) -> TaskRecord:
 
 @dead_letters.command("show")
 @click.argument("task_id", metavar="ID")
-@_db_option
-def dead_show(task_id: str, db: Path) -> None:
+@store_options
+def dead_show(task_id: str, store: StoreTarget) -> None:
     """Show one task's record (any status) as JSON: arguments, error, reason."""
 
-    async def get(store: SqliteStore) -> TaskRecord:
-        return await _existing(store, task_id)
+    async def get(opened: Store) -> TaskRecord:
+        return await _existing(opened, task_id)
 
-    click.echo(json.dumps(_record_object(_with_store(db, get)), indent=2, sort_keys=True))
+    click.echo(json.dumps(_record_object(_with_store(store, get)), indent=2, sort_keys=True))
 
 
 @dead_letters.command("requeue")
 @click.argument("task_id", metavar="ID")
-@_db_option
-def dead_requeue(task_id: str, db: Path) -> None:
+@store_options
+def dead_requeue(task_id: str, store: StoreTarget) -> None:
     """Queue a dead letter again (due now, worker-lost count reset)."""
 
-    async def requeue(store: SqliteStore) -> None:
-        record = await _existing(store, task_id)
-        if not await store.requeue_dead(task_id):
+    async def requeue(opened: Store) -> None:
+        record = await _existing(opened, task_id)
+        if not await opened.requeue_dead(task_id):
             raise UserError(f"task {task_id} is {record.status}, not a dead letter")
 
-    _with_store(db, requeue)
+    _with_store(store, requeue)
     click.echo(f"requeued {task_id}")
 
 
@@ -282,15 +273,17 @@ def dead_requeue(task_id: str, db: Path) -> None:
 @click.argument("task_ids", metavar="[ID]...", nargs=-1)
 @click.option("--all", "everything", is_flag=True, help="Purge every dead letter.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-@_db_option
-def dead_purge(task_ids: tuple[str, ...], *, everything: bool, yes: bool, db: Path) -> None:
+@store_options
+def dead_purge(
+    task_ids: tuple[str, ...], *, everything: bool, yes: bool, store: StoreTarget
+) -> None:
     """Delete the named dead letters, or all of them with --all (asks first unless --yes)."""
     if bool(task_ids) == everything:
         raise UserError("name the dead letters to purge, or pass --all (not both)")
     what = "every dead letter" if everything else f"{len(task_ids)} dead letter(s)"
-    if not yes and not click.confirm(f"Delete {what} from {db}?", err=True):
+    if not yes and not click.confirm(f"Delete {what} from {store}?", err=True):
         raise UserError("nothing purged (pass --yes to skip this question)")
-    count = _with_store(db, lambda store: store.purge_dead(*task_ids, everything=everything))
+    count = _with_store(store, lambda opened: opened.purge_dead(*task_ids, everything=everything))
     click.echo(f"purged {count} dead letter(s)")
 
 
@@ -299,10 +292,10 @@ def dead_purge(task_ids: tuple[str, ...], *, everything: bool, yes: bool, db: Pa
 
 @click.command()
 @click.argument("task_id", metavar="ID")
-@_db_option
-def cancel(task_id: str, db: Path) -> None:
+@store_options
+def cancel(task_id: str, store: StoreTarget) -> None:
     """Cancel a task: at once if it has not started, by request if it runs."""
-    outcome = _with_store(db, lambda store: store.cancel(task_id))
+    outcome = _with_store(store, lambda opened: opened.cancel(task_id))
     click.echo(f"{task_id}: {outcome}")
 
 
@@ -314,10 +307,10 @@ def cancel(task_id: str, db: Path) -> None:
     metavar="SECONDS",
     help="Delete finished records (not dead letters) older than this.",
 )
-@_db_option
-def purge(older_than: float, db: Path) -> None:
+@store_options
+def purge(older_than: float, store: StoreTarget) -> None:
     """Delete finished task records (results and errors) older than --older-than seconds."""
-    count = _with_store(db, lambda store: store.purge_results(older_than))
+    count = _with_store(store, lambda opened: opened.purge_results(older_than))
     click.echo(f"purged {count} finished record(s)")
 
 
@@ -337,7 +330,7 @@ def _json_arg(text: str | None, kind: type, option: str) -> Any:
     return value
 
 
-async def _submit(store: SqliteStore, call: _Call) -> tuple[str, Any]:
+async def _submit(store: Store, call: _Call) -> tuple[str, Any]:
     envelope = call.codec.build(
         call.name,
         call.args,
@@ -356,15 +349,23 @@ async def _submit(store: SqliteStore, call: _Call) -> tuple[str, Any]:
         unique_key=options.unique_key,
         task_id=envelope.id,
     )
-    click.echo(enqueued.task_id)
+    if not call.as_json:
+        click.echo(enqueued.task_id)
     if not call.wait:
         return enqueued.task_id, None
     return enqueued.task_id, await _wait(store, call, enqueued.task_id)
 
 
-async def _wait(store: SqliteStore, call: _Call, task_id: str) -> TaskRecord:
+def _spinner(call: _Call, task_id: str) -> contextlib.AbstractContextManager[object]:
+    """A spinner on stderr while waiting, only for a person: a TTY and no --json."""
     console = Console(stderr=True, highlight=False)
-    with console.status(f"waiting for {call.name} {task_id}"):
+    if call.as_json or not console.is_terminal:
+        return contextlib.nullcontext()
+    return console.status(f"waiting for {call.name} {task_id}")
+
+
+async def _wait(store: Store, call: _Call, task_id: str) -> TaskRecord:
+    with _spinner(call, task_id):
         try:
             return await store.wait(task_id, call.timeout)
         except TimeoutError:
@@ -386,6 +387,7 @@ class _Call:
     delay: float | None
     wait: bool
     timeout: float | None
+    as_json: bool = False
 
 
 def _codec(tasks: str | None) -> PayloadCodec:
@@ -396,13 +398,21 @@ def _codec(tasks: str | None) -> PayloadCodec:
 
 
 def _report_outcome(call: _Call, record: TaskRecord) -> None:
-    if str(record.status) == "succeeded":
-        data = record.result
-        value = None if data is None else call.codec.decode_result(data, task=record.name)
-        click.echo(json.dumps(value, default=repr))
-        return
     error = record.error
     reason = record.dead_reason or (f"{error.type}: {error.message}" if error else "")
+    value = None
+    if str(record.status) == "succeeded" and record.result is not None:
+        value = call.codec.decode_result(record.result, task=record.name)
+    if call.as_json:
+        report = {"id": record.task_id, "status": str(record.status), "result": value}
+        report["error"] = reason or None
+        click.echo(json.dumps(report, default=repr, sort_keys=True))
+        if str(record.status) != "succeeded":
+            raise SystemExit(1)
+        return
+    if str(record.status) == "succeeded":
+        click.echo(json.dumps(value, default=repr))
+        return
     raise click.ClickException(f"{record.task_id} ended {record.status}: {reason}".rstrip(": "))
 
 
@@ -421,13 +431,19 @@ def _report_outcome(call: _Call, record: TaskRecord) -> None:
 )
 @click.option("--wait", is_flag=True, help="Wait for the result and print it as JSON.")
 @click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help='Print one JSON object: {"id": ...}, with --wait also status, result and error.',
+)
+@click.option(
     "--timeout",
     type=click.FloatRange(min=0.0),
     default=None,
     metavar="SECONDS",
     help="With --wait: give up after this long (exit code 1).",
 )
-@_db_option
+@store_options
 def submit(
     name: str,
     *,
@@ -439,7 +455,8 @@ def submit(
     tasks: str | None,
     wait: bool,
     timeout: float | None,
-    db: Path,
+    as_json: bool = False,
+    store: StoreTarget,
 ) -> None:
     """Submit the task registered as NAME (prints its id); no user code is imported.
 
@@ -462,10 +479,13 @@ def submit(
         delay=delay,
         wait=wait,
         timeout=timeout,
+        as_json=as_json,
     )
-    _, record = _with_store(db, lambda store: _submit(store, call), create=True)
+    task_id, record = _with_store(store, lambda opened: _submit(opened, call), create=True)
     if record is not None:
         _report_outcome(call, record)
+    elif as_json:
+        click.echo(json.dumps({"id": task_id}))
 
 
 COMMANDS: tuple[click.Command, ...] = (status, dead_letters, cancel, purge, submit)

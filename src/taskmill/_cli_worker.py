@@ -1,4 +1,4 @@
-"""``taskmill worker MODULE:ATTR``: run a durable worker over the embedded SQLite store.
+"""``taskmill worker MODULE:ATTR``: run a durable worker over a SQLite or a Redis store.
 
 Kept apart from the click commands so it is testable without a terminal: the
 command only parses options and calls :func:`load_target` and :func:`serve`.
@@ -7,6 +7,12 @@ command only parses options and calls :func:`load_target` and :func:`serve`.
 the app's workers, next to its job groups and workers, under the app's signal
 handling. Its registry is ``--tasks MODULE:ATTR`` or else the app module's
 ``registry`` (or ``tasks``) attribute.
+
+With ``--metrics-port`` the worker reports to a :class:`taskmill.prometheus.TaskMetrics`
+on prometheus-client's global registry (so the app's own metrics and a
+``PrometheusMetrics`` given to the app are exported too) and serves it on
+``--metrics-host`` (loopback by default). While a graceful stop drains, the number
+of tasks still running is logged every second.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, final
 
 from ._app import App
+from ._cli_store import StoreTarget, open_store
 from ._errors import ConfigurationError
 from ._health_server import HealthServer, Probe, app_probe, worker_probe
 from ._readiness import signal_handlers
@@ -28,7 +35,9 @@ from ._registry import TaskRegistry
 from ._worker_runtime import DurableWorker
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import AsyncIterator, Iterator, Sequence
+
+    from .prometheus import TaskMetrics
 
 __all__ = ["Target", "WorkerOptions", "add_to_app", "load_registry", "load_target", "serve"]
 
@@ -41,11 +50,21 @@ class WorkerOptions:
     """What ``taskmill worker`` was asked for."""
 
     db: str = "taskmill.db"
+    redis: str | None = None
     queues: Sequence[str] = ("default",)
     concurrency: int = 10
     grace: float = 30.0
     lease: float = 30.0
     health_port: int | None = None
+    metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
+
+    @property
+    def store(self) -> StoreTarget:
+        """The store to open: ``redis`` if set, else the SQLite file ``db``."""
+        if self.redis is not None:
+            return StoreTarget(redis=self.redis)
+        return StoreTarget(db=Path(self.db))
 
 
 @final
@@ -134,17 +153,23 @@ def _resolve(target: str) -> object:
 
 
 async def serve(registry: TaskRegistry, options: WorkerOptions, app: App | None = None) -> int:
-    """Open the SQLite store and run a worker until SIGTERM/SIGINT (a second one: at once).
+    """Open the store and run a worker until SIGTERM/SIGINT (a second one: at once).
 
     With ``app``, the worker is added to it (:func:`add_to_app`) and the app runs.
 
     Returns:
         The exit code: 0 after a clean stop, 1 when the app stopped with an error
         (a fatal job's, a failed worker's, or errors while stopping).
-    """
-    from taskmill.sqlite import SqliteStore  # noqa: PLC0415 - optional extra
 
-    async with await SqliteStore.open(options.db, lease=options.lease) as store:
+    Raises:
+        UserError: The store cannot be opened (missing extra, bad URL, unreachable).
+        ConfigurationError: The metrics endpoint cannot start.
+    """
+    target = options.store
+    async with (
+        open_store(target, create=True, lease=options.lease, quick=False) as store,
+        _metrics_endpoint(options, store) as metrics,
+    ):
         grace = options.grace if app is None else min(options.grace, 0.9 * app.stop_timeout)
         worker = DurableWorker(
             store,
@@ -153,8 +178,9 @@ async def serve(registry: TaskRegistry, options: WorkerOptions, app: App | None 
             concurrency=options.concurrency,
             lease=options.lease,
             grace=grace,
+            observer=metrics,
         )
-        logger.info("%r on %s", worker, options.db)
+        logger.info("%r on %s", worker, target)
         if app is None:
             await _serve_alone(worker, options.health_port)
             return 0
@@ -162,6 +188,58 @@ async def serve(registry: TaskRegistry, options: WorkerOptions, app: App | None 
             return await _serve_app(app, worker, options.health_port)
         finally:
             await worker.stop(graceful=False)  # only waits, unless the app gave up on it
+
+
+@contextlib.asynccontextmanager
+async def _metrics_endpoint(
+    options: WorkerOptions, store: Any
+) -> AsyncIterator[TaskMetrics | None]:
+    """Serve ``/metrics`` while the worker runs (nothing without ``--metrics-port``)."""
+    if options.metrics_port is None:
+        yield None
+        return
+    try:
+        from taskmill.prometheus import TaskMetrics  # noqa: PLC0415 - optional extra
+    except ImportError:
+        raise ConfigurationError(
+            "--metrics-port needs the 'prometheus' extra: pip install 'taskmill[prometheus]'"
+        ) from None
+    try:
+        metrics = TaskMetrics()
+    except ValueError as exc:  # prometheus-client: names already in the global registry
+        raise ConfigurationError(
+            f"--metrics-port: the global Prometheus registry already has these metrics ({exc}); "
+            "drop the TaskMetrics() your module creates, or serve it yourself"
+        ) from None
+    try:
+        metrics.watch_store(store)
+        with metrics.serve(options.metrics_port, options.metrics_host) as server:
+            logger.info("metrics on http://%s:%d/metrics", server.host, server.port)
+            yield metrics
+    finally:
+        metrics.unregister()
+
+
+@contextlib.contextmanager
+def drain_progress(worker: DurableWorker, *, every: float = 1.0) -> Iterator[None]:
+    """Log how many tasks are still running, every ``every`` seconds, inside the block."""
+
+    async def report() -> None:
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        while (running := worker.statistics().running) > 0:
+            logger.info(
+                "draining: %d task(s) still running, %.0fs since the stop",
+                running,
+                loop.time() - began,
+            )
+            await asyncio.sleep(every)
+
+    task = asyncio.ensure_future(report())
+    try:
+        yield
+    finally:
+        task.cancel()
 
 
 def _with_health(probe: Probe, port: int | None) -> contextlib.AbstractAsyncContextManager[Any]:
@@ -173,10 +251,17 @@ def _with_health(probe: Probe, port: int | None) -> contextlib.AbstractAsyncCont
 async def _serve_alone(worker: DurableWorker, health_port: int | None) -> None:
     stopping: set[asyncio.Task[None]] = set()
 
+    async def stop(graceful: bool) -> None:  # noqa: FBT001 - a private helper
+        if not graceful:
+            await worker.stop(graceful=False)
+            return
+        with drain_progress(worker):
+            await worker.stop(graceful=True)
+
     def on_signal(signum: int) -> None:
         graceful = not stopping
         logger.warning("signal %d: stopping %s", signum, "gracefully" if graceful else "now")
-        stopping.add(asyncio.create_task(worker.stop(graceful=graceful)))
+        stopping.add(asyncio.create_task(stop(graceful)))
 
     async with _with_health(worker_probe(worker), health_port):
         with signal_handlers(on_signal, enabled=True):
@@ -223,7 +308,8 @@ def add_to_app(app: App, worker: DurableWorker, *, name: str = "durable-worker")
 
 async def _stop_worker(worker: DurableWorker, run: asyncio.Future[None]) -> None:
     try:
-        await worker.stop(graceful=True)
+        with drain_progress(worker):
+            await worker.stop(graceful=True)
     except asyncio.CancelledError:
         await worker.stop(graceful=False)
         raise

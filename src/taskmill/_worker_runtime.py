@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import random
 import secrets
 import socket
 from concurrent.futures import ThreadPoolExecutor
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal, final
 
 from . import _clock
+from ._backoff import Exponential
 from ._durable import make_codec
 from ._durable_exec import (
     SINGLE_ATTEMPT,
@@ -30,7 +32,14 @@ from ._durable_exec import (
     next_retry,
     policy_for,
 )
-from ._errors import AlreadyStarted, ConfigurationError, PayloadError, TaskTimeout
+from ._errors import (
+    AlreadyStarted,
+    BackendError,
+    BackendUnavailable,
+    ConfigurationError,
+    PayloadError,
+    TaskTimeout,
+)
 from ._logging import ATTEMPT, QUEUE, TASK, TASK_ID, WORKER
 
 if TYPE_CHECKING:
@@ -42,12 +51,20 @@ if TYPE_CHECKING:
     from ._registry import TaskRegistry
     from ._retry import Retry
     from .otel._hooks import DurableTracingHooks
+    from .prometheus._hooks import DurableWorkerObserver
 
 __all__ = ["DurableWorker", "DurableWorkerStatistics"]
 
 logger = logging.getLogger(__name__)
 
 _Interrupt = Literal["cancel", "lost", "shutdown"]
+_RECONNECT: Final = Exponential(0.05, max=5.0, jitter="equal")  # claims during an outage
+_RNG: Final = random.Random()  # jitter only
+_INTERRUPTED: Final[dict[str, str]] = {
+    "cancel": "cancelled",
+    "shutdown": "released",
+    "lost": "lost",
+}
 _COUNTERS: Final = (
     "claimed",
     "succeeded",
@@ -121,6 +138,23 @@ class _Delivery:
             self.attempt.cancel()
 
 
+async def _cancel_and_wait(tasks: Sequence[asyncio.Task[Any]]) -> None:
+    """Cancel ``tasks`` and wait until they end, cancelling again any that went on.
+
+    On Python 3.11 ``asyncio.wait_for`` (redis-py wraps socket writes in it) swallows
+    a cancellation that arrives just as the awaited call completes (CPython gh-86296),
+    so one ``cancel()`` can leave a helper loop running and ``run()`` would never end.
+    """
+    pending = set(tasks)
+    while pending:
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=0.5)
+    for task in tasks:
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("%s failed", task.get_name(), exc_info=task.exception())
+
+
 def _default_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
@@ -151,6 +185,8 @@ class DurableWorker:
         max_poll_interval: Longest idle sleep (the worst-case pickup latency).
         reclaim_interval: Period of the store's reclaim sweep run by this worker.
         tracing: Tracing hooks, e.g. :class:`taskmill.otel.DurableTracing` (``None``: off).
+        observer: Told how each attempt ended and what each reclaim sweep took back,
+            e.g. :class:`taskmill.prometheus.TaskMetrics` (``None``: nothing is called).
 
     Raises:
         ConfigurationError: An option is invalid.
@@ -171,6 +207,7 @@ class DurableWorker:
         max_poll_interval: float = 0.5,
         reclaim_interval: float = 1.0,
         tracing: DurableTracingHooks | None = None,
+        observer: DurableWorkerObserver | None = None,
     ) -> None:
         names: object = queues
         if isinstance(names, str) or not queues or not all(isinstance(q, str) for q in queues):
@@ -202,6 +239,7 @@ class DurableWorker:
         self._acks = AckBatcher(store)
         self._pool: ThreadPoolExecutor | None = None
         self._tracing = tracing
+        self._observer = observer
 
     def __repr__(self) -> str:
         return (
@@ -239,8 +277,13 @@ class DurableWorker:
             raise AlreadyStarted(f"{self!r} already ran")
         self._state = "running"
         self._pool = ThreadPoolExecutor(self._concurrency, thread_name_prefix="taskmill-durable")
+        reclaimer = (
+            self._store.run_reclaimer(self._reclaim)
+            if self._observer is None
+            else self._observed_reclaimer(self._observer)
+        )
         helpers = [
-            asyncio.create_task(self._store.run_reclaimer(self._reclaim), name="taskmill-reclaim"),
+            asyncio.create_task(reclaimer, name="taskmill-reclaim"),
             asyncio.create_task(self._renew_forever(), name="taskmill-renew"),
         ]
         logger.info(
@@ -256,9 +299,7 @@ class DurableWorker:
         finally:
             self._state = "stopping"
             await self._release_all()
-            for helper in helpers:
-                helper.cancel()
-            await asyncio.gather(*helpers, return_exceptions=True)
+            await _cancel_and_wait(helpers)
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._state = "stopped"
             self._done.set()
@@ -282,6 +323,7 @@ class DurableWorker:
     # -- claiming ----------------------------------------------------------------------------
     async def _claim_until_stopped(self) -> None:
         idle = self._poll[0]
+        outage = 0
         while not self._stop.is_set():
             free = self._concurrency - len(self._held)
             if free <= 0:
@@ -292,9 +334,27 @@ class DurableWorker:
                 claims = await self._store.claim(
                     self._queues, worker=self._id, limit=free, lease=self._lease
                 )
+            except BackendUnavailable as exc:  # an outage: retry with jittered backoff
+                outage += 1
+                pause = _RECONNECT.delay(outage, _RNG)
+                logger.warning(
+                    "claiming failed (%s); trying again in %.2fs",
+                    exc,
+                    pause,
+                    extra={WORKER: self._id},
+                )
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(pause):
+                        await self._stop.wait()
+                continue
             except Exception:
                 logger.exception("claiming failed; the worker stops", extra={WORKER: self._id})
                 raise
+            if outage:
+                logger.warning(
+                    "claiming works again after %d failures", outage, extra={WORKER: self._id}
+                )
+                outage = 0
             for claim in claims:
                 self._start(claim)
             if claims:
@@ -333,6 +393,28 @@ class DurableWorker:
         supervisors = [d.supervisor for d in held if d.supervisor is not None]
         if supervisors:
             await asyncio.wait(supervisors)
+
+    async def _observed_reclaimer(self, observer: DurableWorkerObserver) -> None:
+        """The store's ``run_reclaimer`` loop, reporting each sweep to ``observer``."""
+        store: Any = self._store  # both stores have reclaim(); the protocol needs only the loop
+        while True:
+            try:
+                report = await store.reclaim()
+            except BackendError:
+                logger.warning("reclaim sweep failed", exc_info=True, extra={WORKER: self._id})
+                more = False
+            else:
+                more = report.more
+                if report.requeued or report.dead_lettered or report.cancelled:
+                    observer.leases_reclaimed(
+                        len(report.requeued), len(report.dead_lettered), len(report.cancelled)
+                    )
+            if not more:
+                await asyncio.sleep(self._reclaim)
+
+    def _observe(self, claim: Any, status: str, seconds: float | None) -> None:
+        if self._observer is not None:
+            self._observer.attempt_finished(claim.name, claim.queue, status, seconds)
 
     # -- renewing ----------------------------------------------------------------------------
     async def _renew_forever(self) -> None:
@@ -396,6 +478,7 @@ class DurableWorker:
         logger.warning("dead-lettering %s: %s", claim.task_id, reason, extra=self._extra(claim))
         self._counts["dead_lettered"] += 1
         await self._store.dead_letter(claim.task_id, claim.token, reason)
+        self._observe(claim, "dead", None)
         return None
 
     async def _execute(self, delivery: _Delivery, envelope: Envelope) -> None:
@@ -416,6 +499,7 @@ class DurableWorker:
             envelope.options.timeout if envelope.options.timeout is not None else policy.timeout
         )
         assert self._pool is not None
+        started = asyncio.get_running_loop().time()
         delivery.attempt = asyncio.create_task(
             call(spec, envelope, limit=timeout, attempt=claim.attempt, pool=self._pool)
         )
@@ -424,6 +508,9 @@ class DurableWorker:
         await asyncio.wait([delivery.attempt])
         if delivery.attempt.cancelled():
             await self._interrupted(delivery)
+            if self._observer is not None:
+                seconds = asyncio.get_running_loop().time() - started
+                self._observe(claim, _INTERRUPTED[delivery.interrupt or "lost"], seconds)
             return
         outcome = delivery.attempt.result()
         if outcome.error is None:
@@ -454,6 +541,7 @@ class DurableWorker:
             return
         if await self._acks.ack(claim.task_id, claim.token, result):
             self._counts["succeeded"] += 1
+            self._observe(claim, "succeeded", outcome.finished - outcome.started)
 
     async def _fail(self, claim: Any, policy: Retry, outcome: Outcome) -> None:
         since = _clock.wall_time() - float(claim.enqueued_at)
@@ -477,6 +565,7 @@ class DurableWorker:
             )
             retry_at = _clock.wall_time() + delay
             await self._store.nack(claim.task_id, claim.token, error=text, retry_at=retry_at)
+            self._observe(claim, "retried", outcome.finished - outcome.started)
             return
         self._counts["failed"] += 1
         status = "timed_out" if isinstance(error, TaskTimeout) else "failed"
@@ -490,6 +579,7 @@ class DurableWorker:
             extra=extra,
         )
         await self._store.nack(claim.task_id, claim.token, error=text, status=status)
+        self._observe(claim, status, outcome.finished - outcome.started)
 
     def _extra(self, claim: Any) -> dict[str, object]:
         return {

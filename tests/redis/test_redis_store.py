@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import msgpack
 import pytest
 
 import redis
@@ -428,11 +429,11 @@ class TestMalformed:
         good = await store.enqueue(b"ok", name="t")
         raw = store.client
         garbage = {
-            "g1": b"no separator at all",
-            "g2": b"q,0,notanumber,1;payload",
-            "g3": b"q,0,1700000000000,999;payload",
-            "g4": b"Z,0,1700000000000,1;payload",
-            "g5": b"q,0,1,1,,,,,,,,,,,,99999;short",
+            "g1": b"not a record at all",
+            "g2": msgpack.packb([b"payload", b"q", 0, b"notanumber", 1]),
+            "g3": msgpack.packb([b"payload", b"q", 0, 1_700_000_000_000, 999]),
+            "g4": msgpack.packb([b"payload", b"Z", 0, 1_700_000_000_000, 1]),
+            "g5": msgpack.packb([b"payload", b"q", 0, 1, 1])[:-3],
         }
         for task_id, value in garbage.items():
             await raw.hset("tm:{default}:d", task_id, value)
@@ -505,13 +506,15 @@ class TestOperations:
     async def test_memory_per_queued_task(self, store: RedisStore) -> None:
         """A queued task with a 100-byte payload costs <= 200 bytes of Redis memory."""
         await store.enqueue(b"warm", name="noop")
-        before = int((await store.client.info("memory"))["used_memory"])
+        before = int((await store.client.info("memory"))["used_memory_dataset"])
         for _ in range(4):
             await store.enqueue_many(
                 [NewTask(payload=b"p" * 100, name="noop") for _ in range(5000)]
             )
-        after = int((await store.client.info("memory"))["used_memory"])
+        after = int((await store.client.info("memory"))["used_memory_dataset"])
         # About 200 B (see docs/redis.md "Memory"); small batches pay more hash-table slack.
+        # The dataset figure leaves out the connection's query buffer, which a big batch
+        # argument leaves behind until Redis trims it.
         assert (after - before) / 20_000 <= 215
 
     async def test_repr_and_close(self, redis_url: str) -> None:

@@ -15,7 +15,11 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
     ) from exc
 
 from ._metrics import PrometheusMetrics as PrometheusMetrics
+from ._tasks import MetricsServer as MetricsServer
+from ._tasks import TaskMetrics as TaskMetrics
 
-__all__ = ["PrometheusMetrics"]
+__all__ = ["MetricsServer", "PrometheusMetrics", "TaskMetrics"]
 
-PrometheusMetrics.__module__ = __name__
+for _public in (MetricsServer, PrometheusMetrics, TaskMetrics):
+    _public.__module__ = __name__
+del _public

@@ -6,10 +6,10 @@ from typing import final
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
 
-__all__ = ["PrometheusMetrics"]
+__all__ = ["DURATION_BUCKETS", "PrometheusMetrics"]
 
 # Histogram buckets in seconds: sub-millisecond handlers up to ten-minute jobs.
-_DURATION_BUCKETS = (
+DURATION_BUCKETS = (
     0.0005,
     0.001,
     0.0025,
@@ -61,7 +61,7 @@ class PrometheusMetrics:
             ["kind", "job"],
             namespace=namespace,
             registry=registry,
-            buckets=_DURATION_BUCKETS,
+            buckets=DURATION_BUCKETS,
         )
         self._errors = Counter(
             "job_errors",
@@ -76,7 +76,7 @@ class PrometheusMetrics:
             ["job"],
             namespace=namespace,
             registry=registry,
-            buckets=_DURATION_BUCKETS,
+            buckets=DURATION_BUCKETS,
         )
         self._folded = Counter(
             "trigger_folded",

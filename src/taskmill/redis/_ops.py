@@ -7,6 +7,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, Final
 
+import msgpack
+
 from taskmill import _storecheck
 from taskmill._errors import ConfigurationError
 from taskmill._storecheck import check_result, count, seconds, status_items
@@ -107,31 +109,34 @@ def jittered(interval: float, failures: int) -> float:
 
 
 # -- arguments ----------------------------------------------------------------------------
+_pack: Final = msgpack.Packer(use_bin_type=False).pack
+
+
 def enqueue_args(tasks: Sequence[NewTask], ids: Sequence[str], scope: tuple[str, int]) -> list[Any]:
-    """Return the ENQUEUE script's arguments."""
-    args: list[Any] = [len(tasks)]
+    """Return the ENQUEUE script's arguments: the unique scope, then one packed batch."""
     code, ttl = scope
+    batch = []
     for task, task_id in zip(tasks, ids, strict=True):
         due = task.due
-        args += [
-            task_id,
-            task.name,
-            str(task.priority),
-            "" if due is None else round(due * 1000),
-            task.unique_key or "",
-            code,
-            ttl,
-            task.payload,
-        ]
-    return args
+        batch.append(
+            (
+                task_id,
+                task.name,
+                task.priority,
+                None if due is None else round(due * 1000),
+                task.unique_key,
+                task.payload,
+            )
+        )
+    return [code, ttl, _pack(batch)]
 
 
 def ack_args(ttl_ms: int, acks: Sequence[tuple[str, str, bytes | None]]) -> list[Any]:
-    """Return the ACK script's arguments."""
-    args: list[Any] = [ttl_ms]
-    for task_id, token, result in acks:
-        args += [task_id, token_parts(token)[1], 0 if result is None else 1, result or b""]
-    return args
+    """Return the ACK script's arguments: the results TTL, then one packed batch."""
+    return [
+        ttl_ms,
+        _pack([(task_id, token_parts(token)[1], result) for task_id, token, result in acks]),
+    ]
 
 
 def error_args(error: ErrorText) -> tuple[str, str, str]:

@@ -1,27 +1,28 @@
 """Stored records to values: the Python mirror of the Lua record format.
 
-A record is ``header ";" body`` (see :mod:`._scripts`): comma-separated scalar fields,
-then the lengths of the strings that follow the payload in the body. :func:`claim`
+A record is a MessagePack array of up to 23 fields (see :mod:`._lua`), trailing nils
+omitted; strings arrive as bytes (``raw=True``: payloads are not UTF-8). :func:`claim`
 is strict (a claim must be complete); :func:`record` is lenient (listings never fail
 on a damaged field, only on an unknown status, like the SQLite store).
 """
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
+
+import msgpack
 
 from taskmill._errors import BackendError
 
 from ._types import Claim, ErrorText, Status, TaskRecord
 
-__all__ = ["CODES", "STATUS_CODES", "Fields", "claim", "record", "split"]
+__all__ = ["CODES", "STATUS_CODES", "claim", "fields", "record"]
 
-NF: Final = 14
-NS: Final = 8
-# Scalar field positions (0-based here; 1-based in Lua).
-ST, PR, EN, NM, RA, AT, DL, WL, CR, SA, FA, EA, US, UT = range(NF)
-# String positions after the payload.
-UK, TK, WK, RS, ET, EM, EB, DR = range(NS)
+NF: Final = 23
+# Field positions (0-based here; 1-based in Lua).
+(PL, ST, PR, EN, NM, RA, AT, DL, SA, TK, WK, FA, EA, RS, ET, EM, EB, WL, CR, DR, UK, US, UT) = (
+    range(NF)
+)
 
 CODES: Final = {
     b"q": Status.QUEUED,
@@ -36,68 +37,47 @@ CODES: Final = {
 }
 STATUS_CODES: Final = {status: code.decode() for code, status in CODES.items()}
 
-Fields = tuple[list[bytes], bytes, list[bytes]]
 
-
-def split(raw: bytes) -> Fields | None:
-    """Return ``(scalars, payload, strings)`` of a record, or ``None`` when undecodable."""
-    head, sep, body = raw.partition(b";")
-    if not sep:
-        return None
-    parts = head.split(b",")
-    if len(parts) > NF + NS:
-        return None
-    parts += [b""] * (NF + NS - len(parts))
+def fields(raw: bytes) -> list[Any] | None:
+    """Return the 23 fields of a record (``None`` for absent ones), or ``None`` if undecodable."""
     try:
-        lengths = [int(part) if part else 0 for part in parts[NF:]]
-    except ValueError:
+        values = msgpack.unpackb(raw, raw=True)
+    except (ValueError, msgpack.UnpackException):
         return None
-    rest = len(body) - sum(lengths)
-    if rest < 0 or min(lengths) < 0:
+    if not isinstance(values, list) or len(values) < 2 or len(values) > NF:
         return None
-    strings: list[bytes] = []
-    pos = rest
-    for length in lengths:
-        strings.append(body[pos : pos + length])
-        pos += length
-    return parts[:NF], body[:rest], strings
-
-
-def _ms(value: bytes) -> float | None:
-    try:
-        return int(value) / 1000.0 if value else None
-    except ValueError:
+    if not isinstance(values[PL], bytes) or not isinstance(values[ST], bytes):
         return None
+    values += [None] * (NF - len(values))
+    return values
 
 
-def _int(value: bytes, default: int) -> int:
-    try:
-        return int(value) if value else default
-    except ValueError:
-        return default
+def _ms(value: object) -> float | None:
+    return value / 1000.0 if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def _text(value: bytes) -> str | None:
-    return value.decode("utf-8", "replace") if value else None
+def _int(value: object, default: int) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else default
 
 
-def _status(task_id: str, code: bytes) -> Status:
-    try:
-        return CODES[code]
-    except KeyError:
+def _text(value: object) -> str | None:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) and value else None
+
+
+def _status(task_id: str, code: object) -> Status:
+    status = CODES.get(code) if isinstance(code, bytes) else None
+    if status is None:
         raise BackendError(
             f"malformed record {task_id!r}: unknown status {code!r}", backend="redis"
-        ) from None
+        )
+    return status
 
 
-def _error(strings: list[bytes]) -> ErrorText | None:
-    if not strings[ET]:
+def _error(values: list[Any]) -> ErrorText | None:
+    kind = _text(values[ET])
+    if kind is None:
         return None
-    return ErrorText(
-        type=strings[ET].decode("utf-8", "replace"),
-        message=strings[EM].decode("utf-8", "replace"),
-        traceback=strings[EB].decode("utf-8", "replace"),
-    )
+    return ErrorText(type=kind, message=_text(values[EM]) or "", traceback=_text(values[EB]) or "")
 
 
 def record(task_id: str, queue: str, raw: bytes, name: str) -> TaskRecord:
@@ -106,32 +86,32 @@ def record(task_id: str, queue: str, raw: bytes, name: str) -> TaskRecord:
     Raises:
         BackendError: only when the record is undecodable or its status unknown.
     """
-    fields = split(raw)
-    if fields is None:
+    values = fields(raw)
+    if values is None:
         raise BackendError(f"malformed record {task_id!r}: undecodable", backend="redis")
-    head, payload, strings = fields
-    enqueued = _ms(head[EN]) or 0.0
+    enqueued = _ms(values[EN]) or 0.0
+    result = values[RS]
     return TaskRecord(
         task_id=task_id,
         name=name,
         queue=queue,
-        priority=_int(head[PR], 0),
-        status=_status(task_id, head[ST]),
-        payload=payload,
-        attempt=_int(head[AT], 1),
-        deliveries=_int(head[DL], 0),
-        worker_lost=_int(head[WL], 0),
+        priority=_int(values[PR], 0),
+        status=_status(task_id, values[ST]),
+        payload=values[PL],
+        attempt=_int(values[AT], 1),
+        deliveries=_int(values[DL], 0),
+        worker_lost=_int(values[WL], 0),
         enqueued_at=enqueued,
-        run_at=_ms(head[RA]) or enqueued,
-        started_at=_ms(head[SA]),
-        finished_at=_ms(head[FA]),
-        expires_at=_ms(head[EA]),
-        unique_key=_text(strings[UK]),
-        worker=_text(strings[WK]),
-        cancel_requested=head[CR] == b"1",
-        result=strings[RS] or None,
-        error=_error(strings),
-        dead_reason=_text(strings[DR]),
+        run_at=_ms(values[RA]) or enqueued,
+        started_at=_ms(values[SA]),
+        finished_at=_ms(values[FA]),
+        expires_at=_ms(values[EA]),
+        unique_key=_text(values[UK]),
+        worker=_text(values[WK]),
+        cancel_requested=values[CR] == 1,
+        result=result if isinstance(result, bytes) and result else None,
+        error=_error(values),
+        dead_reason=_text(values[DR]),
     )
 
 
@@ -143,23 +123,29 @@ def claim(  # noqa: PLR0917 - the six parts of a claim, all required
     Raises:
         ValueError: when a field a worker needs is missing or invalid.
     """
-    fields = split(raw)
-    if fields is None:
+    values = fields(raw)
+    if values is None:
         raise ValueError("undecodable record")
-    head, payload, strings = fields
-    enqueued = int(head[EN]) / 1000.0
+    enqueued = _required(values[EN], "enqueued time") / 1000.0
+    run_at = values[RA]
     return Claim(
         task_id=task_id,
         token=token,
-        payload=payload,
+        payload=values[PL],
         name=name,
         queue=queue,
-        priority=int(head[PR]),
-        attempt=int(head[AT] or b"1"),
-        deliveries=int(head[DL]),
-        worker_lost=int(head[WL] or b"0"),
+        priority=_required(values[PR], "priority"),
+        attempt=_int(values[AT], 1),
+        deliveries=_required(values[DL], "deliveries"),
+        worker_lost=_int(values[WL], 0),
         enqueued_at=enqueued,
-        run_at=int(head[RA]) / 1000.0 if head[RA] else enqueued,
-        unique_key=_text(strings[UK]),
+        run_at=_required(run_at, "run_at") / 1000.0 if run_at is not None else enqueued,
+        unique_key=_text(values[UK]),
         lease_until=lease_until,
     )
+
+
+def _required(value: object, what: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError(f"{what} is not a number")  # noqa: TRY004 - reported, not raised
+    return value

@@ -5,18 +5,17 @@ derives the queue's other keys from it, so every key a script touches shares the
 queue's hash tag and lives in one Redis Cluster slot. Time is always Redis ``TIME``
 (milliseconds), never a worker's clock.
 
-A record is one hash field (the task id) holding ``header ";" body``. The header is
-comma-separated, trailing defaults omitted: 14 scalar fields (listed in :mod:`._lua`),
-then the byte lengths of the 8 strings that follow the payload in the body. A queued
-task with a 100-byte payload is about 120 bytes, which keeps its memory under 200
-bytes (docs/redis.md, "Memory").
+A record is one hash field (the task id) holding a MessagePack array of 23 fields
+(listed in :mod:`._lua`), trailing nils omitted. A queued task with a 100-byte payload
+is about 117 bytes, which keeps its memory under 200 bytes (docs/redis.md, "Memory").
+Each body runs through :func:`._lua.script`, which batches its writes.
 """
 
 from __future__ import annotations
 
 from typing import Final
 
-from ._lua import PRELUDE
+from ._lua import script
 
 __all__ = [
     "ACK",
@@ -37,51 +36,48 @@ __all__ = [
     "STATS",
 ]
 
-# KEYS[1]; ARGV: count, then per task: id, name, priority, run_at ms ("" = now),
-# unique key, unique scope, unique ttl ms, payload. Returns id, created per task.
-ENQUEUE: Final = (
-    PRELUDE
-    + r"""
+# KEYS[1]; ARGV: unique scope, unique ttl ms, then a MessagePack array of tasks, each
+# [id, name, priority, run_at ms or nil, unique key or nil, payload]. Returns id, created
+# per task.
+ENQUEUE: Final = script(r"""
 local now = now_ms()
-local out, woke, i = {}, false, 2
-for _ = 1, tonumber(ARGV[1]) do
-  local id, name, pr, ra = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
-  local uk, us, ut, payload = ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], ARGV[i + 7]
-  i = i + 8
+local us, ut = ARGV[1], tonumber(ARGV[2])
+local tasks = cmsgpack.unpack(ARGV[3])
+local ids = {}
+for k, task in ipairs(tasks) do ids[k] = task[1] end
+prefetch(ids)
+local out, woke = {}, false
+for _, task in ipairs(tasks) do
+  local id, name, pr, due, uk, payload = task[1], task[2], task[3], task[4], task[5], task[6]
   local existing = nil
-  local ukey = P .. 'u:' .. uk
-  if uk ~= '' then
+  local ukey = nil
+  if uk then
+    ukey = P .. 'u:' .. uk
     local held = redis.call('GET', ukey)
-    if held and redis.call('HEXISTS', D, held) == 1 then existing = held end
+    if held and exists(held) then existing = held end
   end
-  if not existing and redis.call('HEXISTS', D, id) == 1 then existing = id end
+  if not existing and exists(id) then existing = id end
   if existing then
     out[#out + 1] = existing
     out[#out + 1] = 0
   else
-    local t = {s = {'', '', '', '', '', '', '', ''}, p = payload}
-    for j = 1, NF do t[j] = '' end
-    t[PR] = pr
-    t[EN] = now
-    t[NM] = intern(name)
-    local due = tonumber(ra)
+    local t = {payload, 'q', pr, now, intern(name)}
     if due and due > now then
       t[ST] = 's'
-      t[RA] = ra
-      redis.call('ZADD', P .. 's', due, id)
+      t[RA] = due
+      zset('s', id, due)
     else
-      t[ST] = 'q'
-      if due then t[RA] = ra end
+      if due then t[RA] = due end
       push_ready(id, t, false)
       woke = true
     end
-    if uk ~= '' then
-      t.s[UK] = uk
+    if ukey then
+      t[UK] = uk
       if us ~= 'r' then t[US] = us end
       if us == 'd' then
         t[UT] = ut
         redis.call('SET', ukey, id)
-      elseif tonumber(ut) > 0 then
+      elseif ut > 0 then
         t[UT] = ut
         redis.call('SET', ukey, id, 'PX', ut)
       else
@@ -96,57 +92,57 @@ for _ = 1, tonumber(ARGV[1]) do
 end
 if woke then signal() end
 return out
-"""
-)
+""")
 
 # KEYS[1]; ARGV: limit, lease ms, worker, promote limit, token nonce.
 # Returns {lease until ms, now ms, next scheduled ms or '', id, token, name, record, ...}.
-CLAIM: Final = (
-    PRELUDE
-    + r"""
+CLAIM: Final = script(r"""
 local now = now_ms()
 local limit, lease, worker = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
 promote(now, tonumber(ARGV[4]))
+flush()
 local out = {now + lease, now, ''}
-local names, got, budget = {}, 0, limit + 1000
+local got, budget = 0, limit + 1000
 while got < limit and budget > 0 do
   local top = redis.call('ZRANGE', P .. 'p', 0, 0)
   if #top == 0 then break end
   local key = P .. 'r:' .. top[1]
   local ids = redis.call('LPOP', key, math.min(limit - got, budget))
-  if not ids or redis.call('LLEN', key) == 0 then redis.call('ZREM', P .. 'p', top[1]) end
+  if not ids or redis.call('LLEN', key) == 0 then
+    redis.call('ZREM', P .. 'p', top[1])
+    READY[tonumber(top[1])] = nil
+  end
   if ids then
     budget = budget - #ids
-    for _, id in ipairs(ids) do
-      local raw = redis.call('HGET', D, id)
-      local t = dec(raw)
+    prefetch(ids)
+    local base = redis.call('INCRBY', P .. 'c', #ids) - #ids
+    for k, id in ipairs(ids) do
+      local t, raw = load(id)
       local why, ready = nil, false
       if raw and t == nil then
         why = 'undecodable record'
       elseif t and not (LIVE[t[ST]] or DONE[t[ST]] or t[ST] == 'D') then
         why = 'unknown status ' .. t[ST]
       elseif t and t[ST] == 'q' then
-        why = problem(t, names)
+        why = problem(t)
         ready = why == nil
       end
       if why then
         bury(id, raw, t, 'malformed record: ' .. why, now)
       elseif ready then
-        local token = redis.call('INCR', P .. 'c') .. '.' .. ARGV[5]
+        local token = (base + k) .. '.' .. ARGV[5]
         t[ST] = 'r'
         t[DL] = num(t, DL, 0) + 1
         t[SA] = now
-        t.s[TK] = token
-        t.s[WK] = worker
+        t[TK] = token
+        t[WK] = worker
         if t[US] == 'q' then drop_unique(id, t) end
-        local rec = enc(t)
-        redis.call('HSET', D, id, rec)
-        redis.call('ZADD', P .. 'l', now + lease, id)
+        zset('l', id, now + lease)
         count('q', 'r')
         out[#out + 1] = id
         out[#out + 1] = token
-        out[#out + 1] = names[t[NM]]
-        out[#out + 1] = rec
+        out[#out + 1] = name_of(t[NM])
+        out[#out + 1] = store(id, t)
         got = got + 1
       end
     end
@@ -156,39 +152,37 @@ if redis.call('ZCARD', P .. 'p') > 0 then signal() end
 local first = redis.call('ZRANGE', P .. 's', 0, 0, 'WITHSCORES')
 if #first > 0 then out[3] = first[2] end
 return out
-"""
-)
+""")
 
 # KEYS[1]; ARGV: id, token, lease ms. Returns {0} (lost) or {1|2 (cancel requested), until ms}.
-RENEW: Final = (
-    PRELUDE
-    + r"""
+RENEW: Final = script(r"""
 local t = owned(ARGV[1], ARGV[2])
 if not t then return {0} end
 local until_ms = now_ms() + tonumber(ARGV[3])
 redis.call('ZADD', P .. 'l', until_ms, ARGV[1])
-if t[CR] == '1' then return {2, until_ms} end
+if t[CR] == 1 then return {2, until_ms} end
 return {1, until_ms}
-"""
-)
+""")
 
-# KEYS[1]; ARGV: results ttl ms, then per ack: id, token, has result (0/1), result.
-ACK: Final = (
-    PRELUDE
-    + r"""
+# KEYS[1]; ARGV: results ttl ms, a MessagePack array of [id, token, result or nil].
+ACK: Final = script(r"""
 local now, ttl = now_ms(), tonumber(ARGV[1])
+local acks = cmsgpack.unpack(ARGV[2])
+local ids = {}
+for k, ack in ipairs(acks) do ids[k] = ack[1] end
+prefetch(ids)
 local out = {}
-for i = 2, #ARGV, 4 do
-  local id, token = ARGV[i], ARGV[i + 1]
+for _, ack in ipairs(acks) do
+  local id, token = ack[1], ack[2]
   local t = owned(id, token)
   if t then
-    if ARGV[i + 2] == '1' then t.s[RS] = ARGV[i + 3] end
-    t.s[ET], t.s[EM], t.s[EB] = '', '', ''
+    if ack[3] then t[RS] = ack[3] end
+    t[ET], t[EM], t[EB] = nil, nil, nil
     finish(id, t, 'S', now, ttl)
     out[#out + 1] = 1
   else
-    local done = dec(redis.call('HGET', D, id))
-    if done and done[ST] == 'S' and done.s[TK] == token and token ~= '' then
+    local done = load(id)
+    if done and done[ST] == 'S' and done[TK] == token and token ~= '' then
       out[#out + 1] = 1
     else
       out[#out + 1] = 0
@@ -196,37 +190,34 @@ for i = 2, #ARGV, 4 do
   end
 end
 return out
-"""
-)
+""")
 
 # KEYS[1]; ARGV: results ttl ms, id, token, retry at ms ('' = final), final status code,
 # error type, error message, error traceback. Returns 1 or 0.
-NACK: Final = (
-    PRELUDE
-    + r"""
+NACK: Final = script(r"""
 local now, ttl, id, token = now_ms(), tonumber(ARGV[1]), ARGV[2], ARGV[3]
 local t = owned(id, token)
 if not t then
-  local seen = dec(redis.call('HGET', D, id))
-  if seen and seen.s[TK] == token and token ~= '' and seen[ST] ~= 'r' and seen[ST] ~= 'S'
-     and seen[ST] ~= 'D' and seen.s[ET] ~= '' then
+  local seen = load(id)
+  if seen and seen[TK] == token and token ~= '' and seen[ST] ~= 'r' and seen[ST] ~= 'S'
+     and seen[ST] ~= 'D' and seen[ET] ~= nil and seen[ET] ~= '' then
     return 1
   end
   return 0
 end
-t.s[ET], t.s[EM], t.s[EB] = ARGV[6], ARGV[7], ARGV[8]
-if t[CR] == '1' then
+t[ET], t[EM], t[EB] = ARGV[6], ARGV[7], ARGV[8]
+if t[CR] == 1 then
   finish(id, t, 'C', now, ttl)
 elseif ARGV[4] == '' then
   finish(id, t, ARGV[5], now, ttl)
 else
   local due = tonumber(ARGV[4])
-  redis.call('ZREM', P .. 'l', id)
+  zset('l', id, false)
   t[AT] = num(t, AT, 1) + 1
-  t[RA] = ARGV[4]
+  t[RA] = due
   if due > now then
     t[ST] = 'y'
-    redis.call('ZADD', P .. 's', due, id)
+    zset('s', id, due)
     count('r', 'y')
   else
     t[ST] = 'q'
@@ -237,68 +228,56 @@ else
   save(id, t)
 end
 return 1
-"""
-)
+""")
 
 # KEYS[1]; ARGV: results ttl ms, id, token. Back to the front of its queue, no penalty.
-RELEASE: Final = (
-    PRELUDE
-    + r"""
+RELEASE: Final = script(r"""
 local now, ttl, id = now_ms(), tonumber(ARGV[1]), ARGV[2]
 local t = owned(id, ARGV[3])
 if not t then return 0 end
-if t[CR] == '1' then
+if t[CR] == 1 then
   finish(id, t, 'C', now, ttl)
   return 1
 end
-redis.call('ZREM', P .. 'l', id)
+zset('l', id, false)
 t[ST] = 'q'
-t.s[TK] = ''
+t[TK] = nil
 t[RA] = now
 save(id, t)
 push_ready(id, t, true)
 count('r', 'q')
 signal()
 return 1
-"""
-)
+""")
 
 # KEYS[1]; ARGV: results ttl ms, id, token. The owner honoured a cancel request.
-FINISH_CANCELLED: Final = (
-    PRELUDE
-    + r"""
+FINISH_CANCELLED: Final = script(r"""
 local t = owned(ARGV[2], ARGV[3])
 if not t then return 0 end
 finish(ARGV[2], t, 'C', now_ms(), tonumber(ARGV[1]))
 return 1
-"""
-)
+""")
 
 # KEYS[1]; ARGV: (unused ttl), id, token, reason.
-DEAD_LETTER: Final = (
-    PRELUDE
-    + r"""
+DEAD_LETTER: Final = script(r"""
 local t = owned(ARGV[2], ARGV[3])
 if not t then
-  local seen = dec(redis.call('HGET', D, ARGV[2]))
-  if seen and seen[ST] == 'D' and seen.s[TK] == ARGV[3] and ARGV[3] ~= '' then return 1 end
+  local seen = load(ARGV[2])
+  if seen and seen[ST] == 'D' and seen[TK] == ARGV[3] and ARGV[3] ~= '' then return 1 end
   return 0
 end
-t.s[DR] = ARGV[4]
+t[DR] = ARGV[4]
 finish(ARGV[2], t, 'D', now_ms(), 0)
 return 1
-"""
-)
+""")
 
 # KEYS[1]; ARGV: results ttl ms, id. Returns cancelled | requested | finished | missing.
-CANCEL: Final = (
-    PRELUDE
-    + r"""
+CANCEL: Final = script(r"""
 local id = ARGV[2]
-local t = dec(redis.call('HGET', D, id))
+local t = load(id)
 if not t then return 'missing' end
 if t[ST] == 'r' then
-  t[CR] = '1'
+  t[CR] = 1
   save(id, t)
   return 'requested'
 end
@@ -307,35 +286,33 @@ if LIVE[t[ST]] then
   return 'cancelled'
 end
 return 'finished'
-"""
-)
+""")
 
 # KEYS[1]; ARGV: limit, max worker lost, results ttl ms (0 = keep).
 # Returns {requeued ids, dead ids, cancelled ids, expired count, more (0/1)}.
-RECLAIM: Final = (
-    PRELUDE
-    + r"""
+RECLAIM: Final = script(r"""
 local now, limit, max_lost, ttl = now_ms(), tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local requeued, dead, cancelled = {}, {}, {}
 local ids = redis.call('ZRANGEBYSCORE', P .. 'l', '-inf', now, 'LIMIT', 0, limit)
+prefetch(ids)
 for _, id in ipairs(ids) do
-  local t = dec(redis.call('HGET', D, id))
+  local t = load(id)
   if not t or t[ST] ~= 'r' then
-    redis.call('ZREM', P .. 'l', id)
+    zset('l', id, false)
   else
     local lost = num(t, WL, 0) + 1
     t[WL] = lost
-    if t[CR] == '1' then
+    if t[CR] == 1 then
       finish(id, t, 'C', now, ttl)
       cancelled[#cancelled + 1] = id
     elseif lost >= max_lost then
-      t.s[DR] = 'worker lost ' .. lost .. ' times'
+      t[DR] = 'worker lost ' .. lost .. ' times'
       finish(id, t, 'D', now, 0)
       dead[#dead + 1] = id
     else
-      redis.call('ZREM', P .. 'l', id)
+      zset('l', id, false)
       t[ST] = 'q'
-      t.s[TK] = ''
+      t[TK] = nil
       save(id, t)
       push_ready(id, t, true)
       count('r', 'q')
@@ -347,60 +324,47 @@ if #requeued > 0 then signal() end
 local expired = 0
 if ttl > 0 then
   local old = redis.call('ZRANGEBYSCORE', P .. 'f', '-inf', now - ttl, 'LIMIT', 0, limit)
+  prefetch(old)
   for _, id in ipairs(old) do
-    local t = dec(redis.call('HGET', D, id))
+    local t = load(id)
     if t then count(t[ST], nil) end
-    redis.call('HDEL', D, id)
-    redis.call('ZREM', P .. 'f', id)
+    forget(id)
+    zset('f', id, false)
     expired = expired + 1
   end
+  if #old > 0 then bulk('HDEL', D, old) end
 end
 promote(now, limit)
 local more = 0
 if #ids >= limit or expired >= limit then more = 1 end
 return {requeued, dead, cancelled, expired, more}
-"""
-)
+""")
 
 # KEYS[1]; ARGV: id. Returns {record, name} or false.
-GET: Final = (
-    PRELUDE
-    + r"""
-local raw = redis.call('HGET', D, ARGV[1])
+GET: Final = script(r"""
+local t, raw = load(ARGV[1])
 if not raw then return false end
-local t = dec(raw)
-local name = false
-if t then name = redis.call('HGET', P .. 'i', t[NM]) end
-return {raw, name or ''}
-"""
-)
+return {raw, (t and name_of(t[NM])) or ''}
+""")
 
 # KEYS[1]; ARGV: index (q | s | l | f | x), status codes to keep, offset, limit, scan budget.
 # Returns {id, record, name, ...} in index order.
-LIST: Final = (
-    PRELUDE
-    + r"""
+LIST: Final = script(r"""
 local index, want = ARGV[1], ARGV[2]
 local offset, limit, budget = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
-local out, names, skipped = {}, {}, 0
+local out, skipped = {}, 0
 local function take(id)
   if #out >= limit * 3 then return false end
-  local raw = redis.call('HGET', D, id)
-  local t = dec(raw)
+  local t, raw = load(id)
   local st = '?'
   if t then st = t[ST] end
-  if raw and string.find(want, st, 1, true) then
+  if raw and st ~= '' and string.find(want, st, 1, true) then
     if skipped < offset then
       skipped = skipped + 1
     else
-      local name = ''
-      if t then
-        name = names[t[NM]] or redis.call('HGET', P .. 'i', t[NM]) or ''
-        names[t[NM]] = name
-      end
       out[#out + 1] = id
       out[#out + 1] = raw
-      out[#out + 1] = name
+      out[#out + 1] = (t and name_of(t[NM])) or ''
     end
   end
   return true
@@ -412,6 +376,7 @@ if index == 'q' then
     while budget > 0 do
       local ids = redis.call('LRANGE', P .. 'r:' .. pr, start, start + 99)
       if #ids == 0 then break end
+      prefetch(ids)
       for _, id in ipairs(ids) do
         budget = budget - 1
         if not seen[id] then
@@ -427,6 +392,7 @@ else
   while budget > 0 do
     local ids = redis.call('ZRANGE', P .. index, start, start + 99)
     if #ids == 0 then break end
+    prefetch(ids)
     for _, id in ipairs(ids) do
       budget = budget - 1
       if not take(id) then return out end
@@ -435,83 +401,74 @@ else
   end
 end
 return out
-"""
-)
+""")
 
 # KEYS[1]; ARGV: id. Returns 1 (requeued), 0 (not dead), -1 (unique key held by a live task).
-REQUEUE_DEAD: Final = (
-    PRELUDE
-    + r"""
+REQUEUE_DEAD: Final = script(r"""
 local id = ARGV[1]
-local t = dec(redis.call('HGET', D, id))
+local t = load(id)
 if not t or t[ST] ~= 'D' then return 0 end
+if type(t[PR]) ~= 'number' or type(t[EN]) ~= 'number' then return 0 end
 local key = unique_key(t)
 if key then
   local held = redis.call('GET', key)
-  if held and held ~= id and redis.call('HEXISTS', D, held) == 1 then return -1 end
+  if held and held ~= id and exists(held) then return -1 end
   redis.call('SET', key, id)
 end
-if tonumber(t[PR]) == nil or tonumber(t[EN]) == nil then return 0 end
 local now = now_ms()
-redis.call('ZREM', P .. 'x', id)
+zset('x', id, false)
 t[ST] = 'q'
-t[WL], t[CR], t[FA], t[EA], t[RA] = '', '', '', '', now
-t.s[DR], t.s[TK] = '', ''
+t[WL], t[CR], t[FA], t[EA], t[RA] = nil, nil, nil, nil, now
+t[DR], t[TK] = nil, nil
 save(id, t)
 push_ready(id, t, false)
 count('D', 'q')
 signal()
 return 1
-"""
-)
+""")
 
 # KEYS[1]; ARGV: limit, then ids (none = the oldest dead letters up to limit).
-PURGE_DEAD: Final = (
-    PRELUDE
-    + r"""
+PURGE_DEAD: Final = script(r"""
 local ids = {}
 if #ARGV > 1 then
   for i = 2, #ARGV do ids[#ids + 1] = ARGV[i] end
 else
   ids = redis.call('ZRANGE', P .. 'x', 0, tonumber(ARGV[1]) - 1)
 end
-local purged = 0
+local purged = {}
 for _, id in ipairs(ids) do
   if redis.call('ZSCORE', P .. 'x', id) then
-    local t = dec(redis.call('HGET', D, id))
+    local t = load(id)
     if not t or t[ST] == 'D' then
-      redis.call('HDEL', D, id)
-      redis.call('ZREM', P .. 'x', id)
+      forget(id)
+      zset('x', id, false)
       count('D', nil)
-      purged = purged + 1
+      purged[#purged + 1] = id
     end
   end
 end
-return purged
-"""
-)
+if #purged > 0 then bulk('HDEL', D, purged) end
+return #purged
+""")
 
 # KEYS[1]; ARGV: older than ms, limit. Deletes terminal records (not dead letters).
-PURGE_RESULTS: Final = (
-    PRELUDE
-    + r"""
+PURGE_RESULTS: Final = script(r"""
 local cutoff = now_ms() - tonumber(ARGV[1])
 local ids = redis.call('ZRANGEBYSCORE', P .. 'f', '-inf', cutoff, 'LIMIT', 0, tonumber(ARGV[2]))
+prefetch(ids)
 for _, id in ipairs(ids) do
-  local t = dec(redis.call('HGET', D, id))
+  local t = load(id)
   if t then count(t[ST], nil) end
-  redis.call('HDEL', D, id)
-  redis.call('ZREM', P .. 'f', id)
+  forget(id)
+  zset('f', id, false)
 end
+if #ids > 0 then bulk('HDEL', D, ids) end
 return #ids
-"""
-)
+""")
 
 # KEYS[1]. Returns {now ms, counts (flat), scheduled, running, dead, finished, expired leases,
 # next scheduled ms or '', oldest ready enqueue ms or '', records}.
-STATS: Final = (
-    PRELUDE
-    + r"""
+STATS: Final = script(r"""
 local now = now_ms()
 local first = redis.call('ZRANGE', P .. 's', 0, 0, 'WITHSCORES')
 local next_due = ''
@@ -520,16 +477,12 @@ local oldest = ''
 local top = redis.call('ZRANGE', P .. 'p', 0, 0)
 if #top > 0 then
   local head = redis.call('LINDEX', P .. 'r:' .. top[1], 0)
-  local t = head and dec(redis.call('HGET', D, head))
-  if t then
-    oldest = t[RA]
-    if oldest == '' then oldest = t[EN] end
-  end
+  local t = head and load(head)
+  if t then oldest = t[RA] or t[EN] or '' end
 end
 return {
   now, redis.call('HGETALL', P .. 'k'), redis.call('ZCARD', P .. 's'),
   redis.call('ZCARD', P .. 'l'), redis.call('ZCARD', P .. 'x'), redis.call('ZCARD', P .. 'f'),
   redis.call('ZCOUNT', P .. 'l', '-inf', now), next_due, tostring(oldest), redis.call('HLEN', D)
 }
-"""
-)
+""")
