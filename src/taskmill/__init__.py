@@ -29,6 +29,7 @@ from ._errors import Next as Next
 from ._errors import NotRunning as NotRunning
 from ._errors import PayloadError as PayloadError
 from ._errors import PayloadTooLarge as PayloadTooLarge
+from ._errors import QueueFull as QueueFull
 from ._errors import ResetBackoff as ResetBackoff
 from ._errors import RetriesExhausted as RetriesExhausted
 from ._errors import RetryDirective as RetryDirective
@@ -217,6 +218,7 @@ __all__ = [
     "PayloadTooLarge",
     "PollBackoff",
     "PollState",
+    "QueueFull",
     "RateLimit",
     "Ready",
     "RegistryStatistics",

@@ -5,6 +5,7 @@ r"""Every exception taskmill raises, in one tree.
     TaskmillError
     ├── ConfigurationError (ValueError)      bad parameters, at the call that passed them
     ├── WouldBlock                           a *_nowait call would have had to wait
+    │   └── QueueFull                        a queue stayed at its bound (.queue, .bound)
     ├── StateError (RuntimeError)            the object is in the wrong state for the call
     │   ├── NotRunning                       not started yet, or already stopped
     │   └── AlreadyStarted                   started twice
@@ -55,6 +56,7 @@ __all__ = [
     "NotRunning",
     "PayloadError",
     "PayloadTooLarge",
+    "QueueFull",
     "ResetBackoff",
     "RetriesExhausted",
     "RetryDirective",
@@ -86,6 +88,22 @@ class ConfigurationError(TaskmillError, ValueError):
 
 class WouldBlock(TaskmillError):
     """A ``*_nowait`` operation could not complete without waiting."""
+
+
+class QueueFull(WouldBlock):
+    """A durable queue stayed at its configured bound; nothing was stored.
+
+    Attributes:
+        queue: The queue.
+        bound: Its bound on queued tasks.
+        queued: How many were queued when the submit gave up.
+    """
+
+    def __init__(self, queue: str, bound: int, queued: int) -> None:
+        super().__init__(f"queue {queue!r} is full: {queued} queued, bound {bound}")
+        self.queue = queue
+        self.bound = bound
+        self.queued = queued
 
 
 class StateError(TaskmillError, RuntimeError):

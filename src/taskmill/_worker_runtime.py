@@ -149,7 +149,7 @@ async def _cancel_and_wait(tasks: Sequence[asyncio.Task[Any]]) -> None:
     while pending:
         for task in pending:
             task.cancel()
-        _, pending = await asyncio.wait(pending, timeout=0.5)
+        _, pending = await asyncio.wait(pending, timeout=0.1)
     for task in tasks:
         if not task.cancelled() and task.exception() is not None:
             logger.error("%s failed", task.get_name(), exc_info=task.exception())

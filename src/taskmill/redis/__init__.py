@@ -20,6 +20,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
     ) from exc
 
 from ._keys import Keys as Keys
+from ._limits import QueueLimits as QueueLimits
 from ._store import RedisStore as RedisStore
 from ._types import CancelOutcome as CancelOutcome
 from ._types import Claim as Claim
@@ -40,6 +41,7 @@ __all__ = [
     "ErrorText",
     "Keys",
     "NewTask",
+    "QueueLimits",
     "ReclaimReport",
     "RedisStore",
     "RedisStoreStatistics",
@@ -49,6 +51,6 @@ __all__ = [
     "UniqueScope",
 ]
 
-for _name in ("Keys", "RedisStore", "RedisStoreStatistics"):
+for _name in ("Keys", "QueueLimits", "RedisStore", "RedisStoreStatistics"):
     globals()[_name].__module__ = __name__
 del _name

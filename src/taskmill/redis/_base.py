@@ -21,6 +21,7 @@ from taskmill._storecheck import StoreFacade, check_purge
 from . import _ops, _scripts
 from ._conn import backend_errors, new_epoch, redact
 from ._keys import Keys, check_queue, check_text
+from ._limits import FIELDS, QueueLimits, limit_fields, parse_limits
 from ._notify import Completions
 from ._types import (
     RedisStoreStatistics,
@@ -105,6 +106,42 @@ class StoreCore(StoreFacade):
         if len(calls) == 1:
             return [await calls[0]]
         return builtins.list(await asyncio.gather(*calls))
+
+    async def configure_queue(
+        self,
+        queue: str,
+        *,
+        max_queued: int | None = None,
+        max_running: int | None = None,
+        rate: float | None = None,
+        burst: int | None = None,
+    ) -> QueueLimits:
+        """Set the cluster-wide limits of ``queue``, replacing its previous ones.
+
+        The limits live in Redis: every producer and worker obeys them from its next
+        enqueue or claim. ``None`` removes a limit; with no arguments the queue is
+        unlimited again. See :class:`QueueLimits` for what each one bounds.
+
+        Raises:
+            ConfigurationError: for an invalid limit or queue name.
+        """
+        limits = QueueLimits(max_queued=max_queued, max_running=max_running, rate=rate, burst=burst)
+        kept = limit_fields(limits)
+        key = self._keys.limits(check_queue(queue))
+        with backend_errors(self._url, "configure_queue"):
+            async with self._client.pipeline(transaction=True) as pipe:
+                _ = pipe.hdel(key, *FIELDS)
+                if kept:
+                    _ = pipe.hset(key, mapping=kept)  # type: ignore[arg-type]
+                await pipe.execute()
+        return limits
+
+    async def queue_limits(self, queue: str) -> QueueLimits:
+        """Return the limits of ``queue`` as stored in Redis."""
+        key = self._keys.limits(check_queue(queue))
+        with backend_errors(self._url, "queue_limits"):
+            values = await self._client.hmget(key, builtins.list(FIELDS))
+        return parse_limits(values)
 
     def _ttl_ms(self) -> int:
         return 0 if self._results_ttl is None else round(self._results_ttl * 1000)

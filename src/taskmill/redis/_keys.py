@@ -14,6 +14,7 @@ For prefix ``tm`` and queue ``q`` (see docs/redis.md, "Key layout")::
     tm:{q}:k          hash    counts per status code
     tm:{q}:c          string  fencing token counter
     tm:{q}:g          list    wake-up signal for idle workers
+    tm:{q}:o / :b     hash    queue limits / rate-limit bucket (tokens, time)
     tm:{q}:w:<id>     channel completion notification
     tm:queues         set     known queue names;   tm:epoch  string  epoch marker
 """
@@ -63,6 +64,10 @@ class Keys:
     def records(self, queue: str) -> str:
         """Return the queue's record hash (``KEYS[1]`` of every script)."""
         return self.base(queue) + "d"
+
+    def limits(self, queue: str) -> str:
+        """Return the queue's limits hash (see :mod:`._limits`)."""
+        return self.base(queue) + "o"
 
     def signal(self, queue: str) -> str:
         """Return the queue's wake-up list."""

@@ -16,6 +16,7 @@ terminal transition (indexes, unique key, counters, completion ``PUBLISH``).
 
 from __future__ import annotations
 
+import re
 from typing import Final
 
 __all__ = ["PRELUDE", "script"]
@@ -224,6 +225,18 @@ local function signal()
   if redis.call('LLEN', P .. 'g') == 0 then redis.call('RPUSH', P .. 'g', '1') end
 end
 
+-- Whether the queue has a cluster-wide bound on running tasks (read once per script).
+local CAPPED = nil
+local function capped()
+  if CAPPED == nil then CAPPED = redis.call('HEXISTS', P .. 'o', 'mr') == 1 end
+  return CAPPED
+end
+
+-- A running task left the running set: under a running bound, wake a waiting worker.
+local function freed()
+  if capped() and redis.call('ZCARD', P .. 'p') > 0 then signal() end
+end
+
 local READY = {}
 local function push_ready(id, t, front)
   local pr = t[PR]
@@ -250,6 +263,7 @@ local function finish(id, t, st, now, ttl)
   local old = t[ST]
   t[ST] = st
   t[FA] = now
+  if old == 'r' then freed() end
   zset('l', id, false)
   zset('s', id, false)
   if st == 'D' then
@@ -349,7 +363,37 @@ end
 """
 
 
+_DEFINES: Final = re.compile(r"^local (?:function (\w+)|([\w, ]+?) =)", re.MULTILINE)
+_WORD: Final = re.compile(r"\b\w+\b")
+
+
+def _chunks() -> list[tuple[frozenset[str], str]]:
+    """Split the prelude at blank lines: each chunk with the names it defines."""
+    out = []
+    for chunk in PRELUDE.strip("\n").split("\n\n"):
+        names = set()
+        for function, variables in _DEFINES.findall(chunk):
+            names.update([function] if function else [v.strip() for v in variables.split(",")])
+        out.append((frozenset(names), chunk))
+    return out
+
+
 def script(body: str) -> str:
-    """Return a whole script: the prelude, ``body`` as ``main``, and the final flush."""
+    """Return a whole script: the prelude parts it uses, ``body`` as ``main``, a flush.
+
+    Only the prelude chunks that the body (or a chunk it uses) refers to are kept:
+    a script pays for creating its own helper closures on every call.
+    """
+    chunks = _chunks()
     end = "\nend\nlocal result = main()\nflush()\nreturn result\n"
-    return f"{PRELUDE}\nlocal function main()\n{body}{end}"
+    wanted = set(_WORD.findall(body)) | {"flush"}
+    keep = [False] * len(chunks)
+    changed = True
+    while changed:
+        changed = False
+        for i, (names, chunk) in enumerate(chunks):
+            if not keep[i] and (not names or names & wanted):
+                keep[i] = changed = True
+                wanted |= set(_WORD.findall(chunk))
+    prelude = "\n\n".join(chunk for (_, chunk), kept in zip(chunks, keep, strict=True) if kept)
+    return f"{prelude}\n\nlocal function main()\n{body}{end}"

@@ -149,6 +149,11 @@ def error_args(error: ErrorText) -> tuple[str, str, str]:
 
 
 # -- replies ------------------------------------------------------------------------------
+def is_full(reply: Any) -> bool:
+    """Whether an ENQUEUE reply says the queue is at its bound (``[-1, queued, bound]``)."""
+    return bool(reply) and reply[0] == -1
+
+
 def enqueued(reply: Any) -> list[Enqueued]:
     """Decode the ENQUEUE reply."""
     return [

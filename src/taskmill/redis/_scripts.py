@@ -46,6 +46,24 @@ local tasks = cmsgpack.unpack(ARGV[3])
 local ids = {}
 for k, task in ipairs(tasks) do ids[k] = task[1] end
 prefetch(ids)
+local bound = tonumber(redis.call('HGET', P .. 'o', 'mq'))
+if bound then
+  -- Back pressure: count the tasks this batch would add to the ready set, before any write.
+  local ready = tonumber(redis.call('HGET', P .. 'k', 'q')) or 0
+  local adding, ids_seen, keys_seen = 0, {}, {}
+  for _, task in ipairs(tasks) do
+    local id, due, uk = task[1], task[4], task[5]
+    local new = not ids_seen[id] and not exists(id)
+    if new and uk then
+      local held = keys_seen[uk] or redis.call('GET', P .. 'u:' .. uk)
+      new = not (held and (keys_seen[uk] or exists(held)))
+      keys_seen[uk] = id
+    end
+    ids_seen[id] = true
+    if new and not (due and due > now) then adding = adding + 1 end
+  end
+  if adding > 0 and ready + adding > bound then return {-1, ready, bound} end
+end
 local out, woke = {}, false
 for _, task in ipairs(tasks) do
   local id, name, pr, due, uk, payload = task[1], task[2], task[3], task[4], task[5], task[6]
@@ -102,6 +120,20 @@ local limit, lease, worker = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
 promote(now, tonumber(ARGV[4]))
 flush()
 local out = {now + lease, now, ''}
+-- Cluster-wide limits (configure_queue): running bound and token-bucket rate.
+local cfg = redis.call('HMGET', P .. 'o', 'mr', 'rr', 'rb')
+local max_running, rate, burst = tonumber(cfg[1]), tonumber(cfg[2]), tonumber(cfg[3])
+local wait_until = nil
+if max_running then limit = math.min(limit, max_running - redis.call('ZCARD', P .. 'l')) end
+local tokens = nil
+if rate then
+  burst = burst or math.max(1, rate)
+  local b = redis.call('HMGET', P .. 'b', 't', 'ts')
+  local ts = tonumber(b[2]) or now
+  tokens = math.min(burst, (tonumber(b[1]) or burst) + math.max(0, now - ts) * rate / 1000)
+  if tokens < 1 then wait_until = now + math.ceil((1 - tokens) * 1000 / rate) end
+  limit = math.min(limit, math.floor(tokens))
+end
 local got, budget = 0, limit + 1000
 while got < limit and budget > 0 do
   local top = redis.call('ZRANGE', P .. 'p', 0, 0)
@@ -148,9 +180,17 @@ while got < limit and budget > 0 do
     end
   end
 end
-if redis.call('ZCARD', P .. 'p') > 0 then signal() end
+if tokens then
+  tokens = tokens - got
+  redis.call('HSET', P .. 'b', 't', tokens, 'ts', now)
+  if got > 0 and tokens < 1 then wait_until = now + math.ceil((1 - tokens) * 1000 / rate) end
+end
+local exhausted = (tokens and tokens < 1)
+  or (max_running and redis.call('ZCARD', P .. 'l') + got >= max_running)
+if not exhausted and redis.call('ZCARD', P .. 'p') > 0 then signal() end
 local first = redis.call('ZRANGE', P .. 's', 0, 0, 'WITHSCORES')
 if #first > 0 then out[3] = first[2] end
+if wait_until and (out[3] == '' or wait_until < tonumber(out[3])) then out[3] = wait_until end
 return out
 """)
 
@@ -213,6 +253,7 @@ elseif ARGV[4] == '' then
 else
   local due = tonumber(ARGV[4])
   zset('l', id, false)
+  freed()
   t[AT] = num(t, AT, 1) + 1
   t[RA] = due
   if due > now then
@@ -240,6 +281,7 @@ if t[CR] == 1 then
   return 1
 end
 zset('l', id, false)
+freed()
 t[ST] = 'q'
 t[TK] = nil
 t[RA] = now

@@ -20,7 +20,7 @@ from redis.asyncio import Redis
 
 from taskmill import _clock
 from taskmill._backend import NewTask as ProtocolNewTask
-from taskmill._errors import BackendError, ConfigurationError, TaskNotFound
+from taskmill._errors import BackendError, ConfigurationError, QueueFull, TaskNotFound
 from taskmill._storecheck import Failure, as_new_task
 
 from . import _ops
@@ -28,6 +28,7 @@ from ._base import StoreCore
 from ._batch import Coalescer
 from ._conn import backend_errors, connect, new_epoch
 from ._keys import Keys, check_queue, check_text
+from ._limits import full_pause
 from ._types import (
     CancelOutcome,
     Claim,
@@ -78,6 +79,7 @@ class RedisStore(StoreCore):
             block_limit=block_limit,
         )
         self._enqueuer: Coalescer[NewTask, Enqueued] = Coalescer(self._enqueue_batch)
+        self._full_wait = 30.0
         self._acker: Coalescer[tuple[str, str, bytes | None], bool] = Coalescer(self.ack_many)
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -93,6 +95,7 @@ class RedisStore(StoreCore):
         socket_timeout: float = 5.0,
         retries: int = 3,
         max_connections: int = 100,
+        full_wait: float = 30.0,
     ) -> RedisStore:
         """Connect, check the server and write (or read) the epoch marker.
 
@@ -109,6 +112,9 @@ class RedisStore(StoreCore):
                 :class:`~taskmill.BackendUnavailable`.
             max_connections: Connection pool bound; callers beyond it wait for a
                 free connection (up to ``socket_timeout``).
+            full_wait: How long a submit to a queue at its ``max_queued`` bound (see
+                :meth:`configure_queue`) waits for room, retrying with backoff from
+                5 ms to 250 ms, before :class:`~taskmill.QueueFull` (0: at once).
 
         Raises:
             ConfigurationError: for invalid options.
@@ -133,6 +139,7 @@ class RedisStore(StoreCore):
             results_ttl=ttl,
             block_limit=max(0.05, timeout - 1.0),
         )
+        store._full_wait = _ops.seconds(full_wait, "full_wait", allow_zero=True)
         try:
             await store._start()
         except BaseException:
@@ -256,19 +263,36 @@ class RedisStore(StoreCore):
             groups.setdefault(task.queue, []).append(index)
         ids = [task.task_id or secrets.token_urlsafe(9) for task in batch]
         outcomes: builtins.list[Enqueued | None] = [None] * len(batch)
-        replies = await self._fan_out(
-            "ENQUEUE",
-            {
-                queue: _ops.enqueue_args(
-                    [batch[i] for i in members], [ids[i] for i in members], scope
-                )
-                for queue, members in groups.items()
-            },
-            "enqueue",
-        )
-        for members, reply in zip(groups.values(), replies, strict=True):
-            for index, outcome in zip(members, _ops.enqueued(reply), strict=True):
-                outcomes[index] = outcome
+        deadline: float | None = None
+        attempt = 0
+        while groups:
+            replies = await self._fan_out(
+                "ENQUEUE",
+                {
+                    queue: _ops.enqueue_args(
+                        [batch[i] for i in members], [ids[i] for i in members], scope
+                    )
+                    for queue, members in groups.items()
+                },
+                "enqueue",
+            )
+            full: dict[str, builtins.list[int]] = {}
+            for (queue, members), reply in zip(groups.items(), replies, strict=True):
+                if _ops.is_full(reply):
+                    full[queue] = members
+                    continue
+                for index, outcome in zip(members, _ops.enqueued(reply), strict=True):
+                    outcomes[index] = outcome
+            if full:
+                deadline = _clock.monotonic() + self._full_wait if deadline is None else deadline
+                remaining = deadline - _clock.monotonic()
+                if remaining <= 0:
+                    queue = next(iter(full))
+                    _, queued, bound = replies[builtins.list(groups).index(queue)]
+                    raise QueueFull(queue, int(bound), int(queued))
+                attempt += 1
+                await asyncio.sleep(min(remaining, full_pause(attempt)))
+            groups = full
         return [outcome for outcome in outcomes if outcome is not None]
 
     async def _remember(self, queue: str) -> None:
