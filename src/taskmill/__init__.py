@@ -101,6 +101,9 @@ from ._metrics import NoopMetrics as NoopMetrics
 from ._middleware import CallNext as CallNext
 from ._middleware import Middleware as Middleware
 from ._names import sanitize_name as sanitize_name
+from ._periodic import PeriodicScheduler as PeriodicScheduler
+from ._periodic import PeriodicSpec as PeriodicSpec
+from ._periodic import PeriodicStatistics as PeriodicStatistics
 from ._poll import PollBackoff as PollBackoff
 from ._poll import PollState as PollState
 from ._poll import poll as poll
@@ -216,6 +219,9 @@ __all__ = [
     "NotRunning",
     "PayloadError",
     "PayloadTooLarge",
+    "PeriodicScheduler",
+    "PeriodicSpec",
+    "PeriodicStatistics",
     "PollBackoff",
     "PollState",
     "QueueFull",

@@ -20,8 +20,11 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal, final
 
 __all__ = [
+    "HISTORY_LIMIT",
+    "HISTORY_TRACEBACK",
     "LIVE_STATUSES",
     "TERMINAL_STATUSES",
+    "AttemptError",
     "BackendStatistics",
     "CancelOutcome",
     "Claim",
@@ -126,6 +129,27 @@ class ErrorText:
         return cls(type=name, message=str(error), traceback=text)
 
 
+HISTORY_LIMIT: Final = 10
+"""Failed attempts a durable store keeps per task (the latest ones)."""
+HISTORY_TRACEBACK: Final = 2000
+"""Characters of each traceback kept in the attempt history (the end of it)."""
+
+
+@final
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AttemptError:
+    """One failed attempt in a task's history.
+
+    Attributes:
+        attempt: The attempt number (1 for the first run).
+        error: Its error; the traceback is cut to its last :data:`HISTORY_TRACEBACK`
+            characters (the record's ``error`` keeps the latest one whole).
+    """
+
+    attempt: int
+    error: ErrorText
+
+
 @final
 @dataclass(frozen=True, slots=True, kw_only=True)
 class NewTask:
@@ -227,6 +251,9 @@ class TaskRecord:
         result: The stored result (``succeeded`` only).
         error: The last error (``retrying``, ``failed``, ``timed_out``).
         dead_reason: Why it was dead-lettered (``dead`` only).
+        history: Its failed attempts, oldest first, the latest included (at most
+            :data:`HISTORY_LIMIT`, the latest ones). Durable stores fill it in ``get``;
+            listings may leave it empty.
     """
 
     task_id: str
@@ -249,6 +276,7 @@ class TaskRecord:
     result: Any
     error: ErrorText | None
     dead_reason: str | None
+    history: tuple[AttemptError, ...] = ()
 
     @property
     def terminal(self) -> bool:

@@ -69,6 +69,25 @@ def demo(speed: float, db: Path | None) -> None:
     show_default=True,
     help="The address --metrics-port binds (0.0.0.0: every interface).",
 )
+@click.option(
+    "--dashboard-port",
+    type=click.IntRange(min=0, max=65535),
+    default=None,
+    help="Serve the web dashboard over the same store on HOST:PORT (needs taskmill[web]).",
+)
+@click.option(
+    "--dashboard-host",
+    default="127.0.0.1",
+    show_default=True,
+    help="The address --dashboard-port binds; off loopback it needs --dashboard-token.",
+)
+@click.option(
+    "--dashboard-token",
+    envvar="TASKMILL_DASHBOARD_TOKEN",
+    default=None,
+    help="Require this token (at least 8 characters) on the dashboard. "
+    "Env: TASKMILL_DASHBOARD_TOKEN.",
+)
 @click.option("--log-json", is_flag=True, help="Log one JSON object per line (stderr).")
 def worker(
     target: str,
@@ -83,6 +102,9 @@ def worker(
     check: bool,
     metrics_port: int | None = None,
     metrics_host: str = "127.0.0.1",
+    dashboard_port: int | None = None,
+    dashboard_host: str = "127.0.0.1",
+    dashboard_token: str | None = None,
     log_json: bool = False,
 ) -> None:
     """Run registered tasks from the store; SIGTERM stops gracefully (twice: at once).
@@ -104,6 +126,8 @@ def worker(
             click.echo("Error: --check needs --health-port", err=True)
             raise SystemExit(2)
         _probe(health_port, timeout=5.0)
+    if dashboard_port is not None:
+        _check_dashboard_bind(dashboard_host, dashboard_token)
     try:
         found = load_target(target, tasks)
         names = tuple(name.strip() for name in queues.split(",") if name.strip())
@@ -117,6 +141,9 @@ def worker(
             health_port=health_port,
             metrics_port=metrics_port,
             metrics_host=metrics_host,
+            dashboard_port=dashboard_port,
+            dashboard_host=dashboard_host,
+            dashboard_token=dashboard_token or None,
         )
     except ConfigurationError as exc:
         click.echo(f"Error: {exc}", err=True)
@@ -178,6 +205,24 @@ for _command in _INSPECT_COMMANDS:
 from taskmill._cli_dashboard import dashboard as _dashboard  # noqa: E402 - after the group
 
 cli.add_command(_dashboard)
+
+
+def _check_dashboard_bind(host: str, token: str | None) -> None:
+    """Exit 2 with one line when the web extra is missing or a host off loopback has no token."""
+    try:
+        from taskmill.web import is_loopback  # noqa: PLC0415 - optional extra
+    except ImportError:
+        click.echo(
+            "Error: --dashboard-port needs the 'web' extra: pip install 'taskmill[web]'", err=True
+        )
+        raise SystemExit(2) from None
+    if not token and not is_loopback(host):
+        click.echo(
+            f"Error: --dashboard-host {host} is not a loopback address: a token is required "
+            "there (--dashboard-token or TASKMILL_DASHBOARD_TOKEN), or bind 127.0.0.1",
+            err=True,
+        )
+        raise SystemExit(2)
 
 
 def _probe(port: int, *, host: str = "127.0.0.1", timeout: float) -> None:

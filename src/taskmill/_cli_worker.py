@@ -11,8 +11,10 @@ handling. Its registry is ``--tasks MODULE:ATTR`` or else the app module's
 With ``--metrics-port`` the worker reports to a :class:`taskmill.prometheus.TaskMetrics`
 on prometheus-client's global registry (so the app's own metrics and a
 ``PrometheusMetrics`` given to the app are exported too) and serves it on
-``--metrics-host`` (loopback by default). While a graceful stop drains, the number
-of tasks still running is logged every second.
+``--metrics-host`` (loopback by default). With ``--dashboard-port`` it serves the
+web dashboard (the ``web`` extra) over the same store on ``--dashboard-host``
+(loopback by default; any other address needs ``--dashboard-token``). While a
+graceful stop drains, the number of tasks still running is logged every second.
 """
 
 from __future__ import annotations
@@ -39,7 +41,15 @@ if TYPE_CHECKING:
 
     from .prometheus import TaskMetrics
 
-__all__ = ["Target", "WorkerOptions", "add_to_app", "load_registry", "load_target", "serve"]
+__all__ = [
+    "Target",
+    "WorkerOptions",
+    "add_to_app",
+    "dashboard_running",
+    "load_registry",
+    "load_target",
+    "serve",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +68,9 @@ class WorkerOptions:
     health_port: int | None = None
     metrics_port: int | None = None
     metrics_host: str = "127.0.0.1"
+    dashboard_port: int | None = None
+    dashboard_host: str = "127.0.0.1"
+    dashboard_token: str | None = None
 
     @property
     def store(self) -> StoreTarget:
@@ -163,12 +176,13 @@ async def serve(registry: TaskRegistry, options: WorkerOptions, app: App | None 
 
     Raises:
         UserError: The store cannot be opened (missing extra, bad URL, unreachable).
-        ConfigurationError: The metrics endpoint cannot start.
+        ConfigurationError: The metrics endpoint or the dashboard cannot start.
     """
     target = options.store
     async with (
         open_store(target, create=True, lease=options.lease, quick=False) as store,
         _metrics_endpoint(options, store) as metrics,
+        _dashboard_endpoint(options, store, app),
     ):
         grace = options.grace if app is None else min(options.grace, 0.9 * app.stop_timeout)
         worker = DurableWorker(
@@ -218,6 +232,85 @@ async def _metrics_endpoint(
             yield metrics
     finally:
         metrics.unregister()
+
+
+@contextlib.asynccontextmanager
+async def _dashboard_endpoint(
+    options: WorkerOptions, store: Any, app: App | None
+) -> AsyncIterator[None]:
+    """Serve the web dashboard over ``store`` while the worker runs (with ``--dashboard-port``).
+
+    It starts listening before the worker claims anything, so a port in use or a
+    missing token is an error at start; it stops after the worker stopped (it shows
+    the drain).
+    """
+    if options.dashboard_port is None:
+        yield
+        return
+    try:
+        from taskmill.web import create_dashboard  # noqa: PLC0415 - optional extra
+    except ImportError:
+        raise ConfigurationError(
+            "--dashboard-port needs the 'web' extra: pip install 'taskmill[web]'"
+        ) from None
+    dashboard = create_dashboard(store, token=options.dashboard_token, app=app)
+    host, port = options.dashboard_host, options.dashboard_port
+    async with contextlib.AsyncExitStack() as stack:
+        try:
+            url = await stack.enter_async_context(dashboard_running(dashboard, host, port))
+        except OSError as exc:
+            raise ConfigurationError(
+                f"--dashboard-port: cannot listen on {host}:{port}: {exc}"
+            ) from None
+        logger.info("dashboard on %s", url)
+        yield
+
+
+@contextlib.asynccontextmanager
+async def dashboard_running(dashboard: Any, host: str, port: int) -> AsyncIterator[str]:
+    """Serve ``dashboard`` (from ``taskmill.web.create_dashboard``) in the background.
+
+    Yields its URL once the socket listens; stops the server when the block ends.
+    Signals are left to the caller.
+
+    Raises:
+        OSError: The address cannot be bound.
+        ConfigurationError: Off loopback without a token.
+    """
+    from taskmill.web import serve_dashboard  # noqa: PLC0415 - optional extra
+
+    listening: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    server = asyncio.ensure_future(
+        serve_dashboard(
+            dashboard, host=host, port=port, handle_signals=False, on_listen=listening.set_result
+        )
+    )
+    try:
+        either: list[asyncio.Future[Any]] = [listening, server]
+        await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+        if not listening.done():  # the server ended before it listened: raise why
+            server.result()
+            raise ConfigurationError("the dashboard stopped before it listened")
+        yield listening.result()
+    finally:
+        await _stop_dashboard(server, report=listening.done())
+
+
+async def _stop_dashboard(server: asyncio.Future[None], *, report: bool) -> None:
+    """Stop the dashboard server; log an error it ended with (when ``report``)."""
+    if server.done():
+        if report and not server.cancelled() and server.exception() is not None:
+            logger.error("the dashboard had stopped", exc_info=server.exception())
+        return
+    server.cancel()
+    try:
+        await server
+    except asyncio.CancelledError:
+        current = asyncio.current_task()
+        if current is not None and current.cancelling():
+            raise
+    except Exception:
+        logger.exception("the dashboard failed while stopping")
 
 
 @contextlib.contextmanager

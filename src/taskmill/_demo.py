@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import tempfile
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
 import taskmill as tm
 
@@ -216,13 +220,49 @@ def _durable_registry(tour: _Tour) -> tm.TaskRegistry:
     return registry
 
 
-async def _durable(tour: _Tour, path: Path) -> None:
+Probe = Callable[[str], Awaitable[None]]
+
+
+@contextlib.asynccontextmanager
+async def _dashboard(tour: _Tour, store: Any) -> AsyncIterator[str | None]:
+    """Serve the web dashboard over ``store`` on a free loopback port; yield its URL.
+
+    Without the ``web`` extra (or when it cannot listen) say so and yield ``None``:
+    the demo goes on without it.
+    """
+    try:
+        from taskmill.web import create_dashboard  # noqa: PLC0415 - an optional extra
+    except ImportError:
+        tour.say(
+            "web dashboard: not installed; pip install 'taskmill\\[web]' to watch these "
+            "tasks in a browser"
+        )
+        yield None
+        return
+    from taskmill._cli_worker import dashboard_running  # noqa: PLC0415
+
+    app = create_dashboard(store, title="taskmill demo", refresh=0.5)
+    async with contextlib.AsyncExitStack() as stack:
+        try:
+            url = await stack.enter_async_context(dashboard_running(app, "127.0.0.1", 0))
+        except OSError as exc:
+            tour.say(f"[yellow]web dashboard: cannot listen on 127.0.0.1: {escape(str(exc))}")
+            yield None
+            return
+        tour.say(f"web dashboard (live while this worker runs): [bold]{url}[/bold]")
+        yield url
+
+
+async def _durable(tour: _Tour, path: Path, probe: Probe | None = None) -> None:
     from taskmill.sqlite import SqliteStore  # noqa: PLC0415 - an optional extra
 
     tour.heading("Durable tasks: a worker on the embedded SQLite store")
     registry = _durable_registry(tour)
     tour.say(f"store: {path}")
-    async with await SqliteStore.open(path, lease=tour.seconds(5)) as store:
+    async with (
+        await SqliteStore.open(path, lease=tour.seconds(5)) as store,
+        _dashboard(tour, store) as url,
+    ):
         worker = tm.DurableWorker(store, registry, concurrency=4, grace=tour.seconds(2))
         running = asyncio.create_task(worker.run())
         client = tm.DurableClient(store, registry)
@@ -240,6 +280,8 @@ async def _durable(tour: _Tour, path: Path) -> None:
             await broken.result(timeout=tour.seconds(30))
         except tm.TaskFailed as exc:
             tour.say(f"[red]failed:[/red] {exc.error_type}: {exc.message}")
+        if probe is not None and url is not None:
+            await probe(url)
         await worker.stop()
         await running
         stats = worker.statistics()
@@ -250,8 +292,18 @@ async def _durable(tour: _Tour, path: Path) -> None:
         tour.say(f"stored records by status: {counts}")
 
 
-async def run_demo(console: Console, *, speed: float = 1.0, db: Path | None = None) -> None:
-    """Run every section of the tour in order (the durable one on ``db``, or a temp file)."""
+async def run_demo(
+    console: Console,
+    *,
+    speed: float = 1.0,
+    db: Path | None = None,
+    dashboard_probe: Probe | None = None,
+) -> None:
+    """Run every section of the tour in order (the durable one on ``db``, or a temp file).
+
+    ``dashboard_probe`` (for tests) is awaited with the dashboard's URL while the
+    durable worker still runs, after its tasks finished.
+    """
     handler = _log_handler(console)
     logger = logging.getLogger("taskmill")
     logger.addHandler(handler)
@@ -262,7 +314,10 @@ async def run_demo(console: Console, *, speed: float = 1.0, db: Path | None = No
         await _groups(tour)
         await _jobs(tour)
         with tempfile.TemporaryDirectory() as tmp:
-            await _durable(tour, db or Path(tmp) / "taskmill-demo.db")
+            await _durable(tour, db or Path(tmp) / "taskmill-demo.db", dashboard_probe)
         tour.heading("Done")
+        kept = db if db is not None else Path("demo.db")
+        hint = "" if db is not None else f"taskmill demo --db {kept}, then "
+        tour.say(f"browse the durable tasks afterwards: {hint}taskmill dashboard --db {kept}")
     finally:
         logger.removeHandler(handler)

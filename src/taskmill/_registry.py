@@ -24,6 +24,7 @@ Rules:
 
 from __future__ import annotations
 
+import datetime as _dt
 import inspect
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -31,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, TypeVar, final, overload
 
 from ._errors import ConfigurationError, UnknownTask
+from ._periodic import PeriodicSpec, check_periodic_callable
 from ._retry import Retry
 from ._taskoptions import TaskOptions
 
@@ -208,11 +210,12 @@ class TaskRegistry:
         'mail.send'
     """
 
-    __slots__ = ("_by_fn", "_by_name")
+    __slots__ = ("_by_fn", "_by_name", "_periodic")
 
     def __init__(self) -> None:
         self._by_name: dict[str, TaskSpec] = {}
         self._by_fn: dict[tuple[int, int], TaskSpec] = {}
+        self._periodic: dict[str, PeriodicSpec] = {}
 
     @overload
     def task(self, fn: F, /) -> F: ...
@@ -275,6 +278,78 @@ class TaskRegistry:
             return func
 
         return decorate if fn is None else decorate(fn)
+
+    def periodic(
+        self,
+        *,
+        every: float,
+        start: _dt.datetime | None = None,
+        misfire_grace: float | None = None,
+        name: str | None = None,
+        retry: Retry | None = None,
+        timeout: float | None = None,
+        priority: int | None = None,
+        queue: str | None = None,
+    ) -> Callable[[F], F]:
+        """Register a task that every durable worker runs once per scheduled instant.
+
+        The instants are ``start + k * every``; each one is enqueued exactly once
+        however many workers serve the task's queue (its task id is
+        ``periodic:<name>:<instant ms>``), and the function is called with one
+        argument: the instant, an aware UTC datetime (annotate it ``datetime``).
+
+        Args:
+            every: Seconds between instants (whole milliseconds).
+            start: An aware datetime the instants align to (default: the UNIX epoch,
+                so ``every=3600`` fires on the hour, UTC).
+            misfire_grace: Seconds after its instant a run may still start (default
+                and maximum: ``every``); a later first delivery is skipped and ends
+                ``cancelled``. A worker that starts enqueues the latest past instant
+                if it is within this grace (one catch-up, older instants are skipped).
+            name: The registered name (default: ``module.qualname``).
+            retry: Retry policy of each instant's run.
+            timeout: Per-attempt timeout in seconds.
+            priority: Priority of each instant's run.
+            queue: Queue (``"default"``); workers serving it schedule the task.
+
+        Raises:
+            ConfigurationError: As for :meth:`task`, or the schedule is invalid, or the
+                function cannot be called with one positional argument.
+        """
+        schedule = PeriodicSpec(
+            name="placeholder", every=every, start=start, misfire_grace=misfire_grace
+        )
+
+        def decorate(func: F) -> F:
+            spec = self.register(
+                func, name=name, retry=retry, timeout=timeout, priority=priority, queue=queue
+            )
+            try:
+                check_periodic_callable(func, spec.name)
+            except ConfigurationError:
+                self._remove(spec)
+                raise
+            self._periodic[spec.name] = PeriodicSpec(
+                name=spec.name,
+                every=schedule.every,
+                start=schedule.start,
+                misfire_grace=schedule.misfire_grace,
+            )
+            return func
+
+        return decorate
+
+    def periodic_specs(self) -> tuple[PeriodicSpec, ...]:
+        """Return the schedules of the periodic tasks, sorted by name."""
+        return tuple(self._periodic[name] for name in sorted(self._periodic))
+
+    def periodic_spec(self, name: str) -> PeriodicSpec | None:
+        """Return the schedule of the periodic task ``name`` (None for other tasks)."""
+        return self._periodic.get(name)
+
+    def _remove(self, spec: TaskSpec) -> None:
+        del self._by_name[spec.name]
+        del self._by_fn[_identity(spec.fn)]
 
     def register(
         self,
@@ -346,6 +421,7 @@ class TaskRegistry:
                 raise ConfigurationError(f"{_describe(spec.fn)} is already registered")
         for spec in specs:
             self._add(spec)
+        self._periodic.update(other._periodic)
 
     def get(self, name: str) -> TaskSpec:
         """Return the spec registered under ``name``.

@@ -41,6 +41,7 @@ from ._errors import (
     TaskTimeout,
 )
 from ._logging import ATTEMPT, QUEUE, TASK, TASK_ID, WORKER
+from ._periodic import PeriodicScheduler, misfire_lateness
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -75,6 +76,7 @@ _COUNTERS: Final = (
     "lost",
     "dead_lettered",
     "renewals",
+    "misfired",
 )
 
 
@@ -99,6 +101,7 @@ class DurableWorkerStatistics:
         dead_lettered: Undecodable payloads dead-lettered.
         renewals: Successful lease renewals.
         ack_batches: ``ack_many`` transactions (successes are group-committed).
+        misfired: Periodic instants skipped because they started past ``misfire_grace``.
     """
 
     worker_id: str
@@ -116,6 +119,7 @@ class DurableWorkerStatistics:
     dead_lettered: int
     renewals: int
     ack_batches: int
+    misfired: int
 
 
 @final
@@ -187,6 +191,8 @@ class DurableWorker:
         tracing: Tracing hooks, e.g. :class:`taskmill.otel.DurableTracing` (``None``: off).
         observer: Told how each attempt ended and what each reclaim sweep took back,
             e.g. :class:`taskmill.prometheus.TaskMetrics` (``None``: nothing is called).
+        periodic: Keep the registry's periodic tasks of these queues enqueued, one
+            task per instant across all workers (see docs/durable.md).
 
     Raises:
         ConfigurationError: An option is invalid.
@@ -208,6 +214,7 @@ class DurableWorker:
         reclaim_interval: float = 1.0,
         tracing: DurableTracingHooks | None = None,
         observer: DurableWorkerObserver | None = None,
+        periodic: bool = True,
     ) -> None:
         names: object = queues
         if isinstance(names, str) or not queues or not all(isinstance(q, str) for q in queues):
@@ -240,6 +247,13 @@ class DurableWorker:
         self._pool: ThreadPoolExecutor | None = None
         self._tracing = tracing
         self._observer = observer
+        self._wake = asyncio.Event()
+        served = [s for s in registry.periodic_specs() if registry.get(s.name).queue in queues]
+        self._scheduler = (
+            PeriodicScheduler(store, self._codec, served, wake=self._wake.set)
+            if periodic and served
+            else None
+        )
 
     def __repr__(self) -> str:
         return (
@@ -251,6 +265,11 @@ class DurableWorker:
     def worker_id(self) -> str:
         """The id recorded on claimed tasks."""
         return self._id
+
+    @property
+    def scheduler(self) -> PeriodicScheduler | None:
+        """The periodic scheduler of this worker (None without periodic tasks to keep)."""
+        return self._scheduler
 
     def statistics(self) -> DurableWorkerStatistics:
         """Return a snapshot of this worker's counters."""
@@ -286,6 +305,8 @@ class DurableWorker:
             asyncio.create_task(reclaimer, name="taskmill-reclaim"),
             asyncio.create_task(self._renew_forever(), name="taskmill-renew"),
         ]
+        if self._scheduler is not None:
+            helpers.append(asyncio.create_task(self._scheduler.run(), name="taskmill-periodic"))
         logger.info(
             "durable worker %s started on queues %s",
             self._id,
@@ -314,6 +335,7 @@ class DurableWorker:
             graceful: ``False`` cancels and releases running tasks without waiting.
         """
         self._stop.set()
+        self._wake.set()
         if not graceful:
             self._abort.set()
         self._changed.set()
@@ -362,8 +384,12 @@ class DurableWorker:
                 continue
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(idle):
-                    await self._stop.wait()
-            idle = min(idle * 2, self._poll[1])
+                    await self._wake.wait()  # set by stop() and when a periodic instant is due
+            if self._wake.is_set():
+                self._wake.clear()
+                idle = self._poll[0]
+            else:
+                idle = min(idle * 2, self._poll[1])
 
     def _start(self, claim: Any) -> None:
         self._counts["claimed"] += 1
@@ -454,7 +480,7 @@ class DurableWorker:
         claim = delivery.claim
         try:
             envelope = await self._decode(claim)
-            if envelope is not None:
+            if envelope is not None and not await self._misfired(claim):
                 await self._execute(delivery, envelope)
         except Exception:
             logger.exception(
@@ -480,6 +506,29 @@ class DurableWorker:
         await self._store.dead_letter(claim.task_id, claim.token, reason)
         self._observe(claim, "dead", None)
         return None
+
+    async def _misfired(self, claim: Any) -> bool:
+        """Skip (end ``cancelled``) a periodic instant whose first delivery is too late."""
+        spec = self._registry.periodic_spec(claim.name)
+        if spec is None:
+            return False
+        late = misfire_lateness(
+            spec, claim.task_id, attempt=claim.attempt, deliveries=claim.deliveries
+        )
+        if late is None:
+            return False
+        logger.warning(
+            "periodic task %s: skipping %s, %.3fs late (misfire_grace %.3fs)",
+            claim.name,
+            claim.task_id,
+            late,
+            spec.grace_ms / 1000,
+            extra=self._extra(claim),
+        )
+        self._counts["misfired"] += 1
+        await self._store.ack_cancelled(claim.task_id, claim.token)
+        self._observe(claim, "cancelled", None)
+        return True
 
     async def _execute(self, delivery: _Delivery, envelope: Envelope) -> None:
         if self._tracing is None:

@@ -41,6 +41,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from ._backend import (
+    AttemptError,
     BackendStatistics,
     CancelOutcome,
     Claim,
@@ -57,6 +58,7 @@ from ._backoff import Backoff
 from ._metrics import Metrics
 
 __all__ = [
+    "AttemptError",
     "Backend",
     "BackendStatistics",
     "Backoff",

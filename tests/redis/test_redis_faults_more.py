@@ -70,7 +70,7 @@ class Scene:
         self.procs.append(proc)
         return proc
 
-    def stop(self, proc: subprocess.Popen[bytes], name: str, timeout: float = 10.0) -> float:
+    def stop(self, proc: subprocess.Popen[bytes], name: str, timeout: float = 30.0) -> float:
         """SIGTERM ``proc``; return how long it took to exit (0), or fail with its stacks."""
         began = time.monotonic()
         proc.send_signal(signal.SIGTERM)

@@ -294,7 +294,7 @@ def test_in_memory_connection_is_usable() -> None:
     """The model drives the same schema in memory (journal_mode falls back to 'memory')."""
     conn = _schema.connect(":memory:", busy_timeout=1)
     try:
-        assert 1 == _schema.prepare(conn, "normal")
+        assert _schema.SCHEMA_VERSION == _schema.prepare(conn, "normal")
         assert ("memory",) == conn.execute("PRAGMA journal_mode").fetchone()
     finally:
         conn.close()

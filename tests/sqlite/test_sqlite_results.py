@@ -10,7 +10,7 @@ import pytest
 from sqlite_support import WALL0, column, insert_raw
 
 from taskmill import ConfigurationError, NotRunning, StateError, TaskNotFound
-from taskmill.sqlite import Claim, ErrorText, SqliteStore, Status
+from taskmill.sqlite import SCHEMA_VERSION, Claim, ErrorText, SqliteStore, Status
 
 pytestmark = pytest.mark.virtual_time(wall_start=WALL0)
 
@@ -269,7 +269,7 @@ class TestStatistics:
         assert {"default": {"queued": 1, "scheduled": 1, "running": 1}, "other": {"queued": 1}} == {
             q: dict(c) for q, c in stats.by_queue.items()
         }
-        assert (1, "normal", 0, 0) == (
+        assert (SCHEMA_VERSION, "normal", 0, 0) == (
             stats.schema_version,
             stats.synchronous,
             stats.busy_retries,

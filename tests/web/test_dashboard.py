@@ -82,6 +82,8 @@ class TestPages:
         assert "Traceback\n  &lt;script&gt;" in html
         assert "<dt>attempt</dt><dd>2</dd>" in html
         assert "<dt>deliveries</dt><dd>1 " in html
+        assert '<section id="history">' in html
+        assert "attempt 1: <b>ValueError</b>: bad &lt;script&gt;" in html
         assert "&#34;queue&#34;: &#34;flaky&#34;" in html
         result = (await client.get(f"/tasks/{filled.succeeded}")).text
         assert "&#34;answer&#34;: 42" in result

@@ -19,6 +19,8 @@ from __future__ import annotations
 import re
 from typing import Final
 
+from taskmill._backend import HISTORY_LIMIT, HISTORY_TRACEBACK
+
 __all__ = ["PRELUDE", "script"]
 
 # Record fields, 1-based (mirrored by taskmill.redis._record), absent = nil:
@@ -26,16 +28,18 @@ __all__ = ["PRELUDE", "script"]
 #  6 ra run_at ms    7 at attempt (1)   8 dl deliveries   9 sa started ms   10 tk token
 # 11 wk worker      12 fa finished ms  13 ea expires ms  14 rs result      15 et error type
 # 16 em error text  17 eb traceback    18 wl worker lost 19 cr cancel req. 20 dr dead reason
-# 21 uk unique key  22 us unique scope 23 ut unique ttl ms
+# 21 uk unique key  22 us unique scope 23 ut unique ttl ms 24 eh error history
+#    (an array of {attempt, type, message, traceback end}, the latest HISTORY_LIMIT)
 PRELUDE: Final = r"""
 local D = KEYS[1]
 local P = string.sub(D, 1, -2)
-local NF = 23
+local NF = 24
 local PL, ST, PR, EN, NM, RA, AT, DL, SA, TK, WK, FA = 1,2,3,4,5,6,7,8,9,10,11,12
-local EA, RS, ET, EM, EB, WL, CR, DR, UK, US, UT = 13,14,15,16,17,18,19,20,21,22,23
+local EA, RS, ET, EM, EB, WL, CR, DR, UK, US, UT, EH = 13,14,15,16,17,18,19,20,21,22,23,24
 local LIVE = {q=true, s=true, r=true, y=true}
 local DONE = {S=true, F=true, C=true, T=true}
 local CHUNK = 500
+local HISTORY_LIMIT, HISTORY_TRACEBACK = @HISTORY@
 
 local function now_ms()
   local t = redis.call('TIME')
@@ -326,6 +330,16 @@ local function promote(now, limit)
   return #ids
 end
 
+-- Record a failed attempt: the error in its fields and at the end of the history.
+local function failed(t, kind, message, traceback)
+  t[ET], t[EM], t[EB] = kind, message, traceback
+  local h = t[EH]
+  if type(h) ~= 'table' then h = {} end
+  h[#h + 1] = {num(t, AT, 1), kind, message, string.sub(traceback, -HISTORY_TRACEBACK)}
+  while #h > HISTORY_LIMIT do table.remove(h, 1) end
+  t[EH] = h
+end
+
 -- Dead-letter a record that cannot be delivered, keeping its raw bytes for inspection.
 local function bury(id, raw, t, why, now)
   if t == nil then
@@ -360,7 +374,7 @@ local function problem(t)
   if name_of(t[NM]) == nil then return 'unknown task name id ' .. tostring(t[NM]) end
   return nil
 end
-"""
+""".replace("@HISTORY@", f"{HISTORY_LIMIT}, {HISTORY_TRACEBACK}")
 
 
 _DEFINES: Final = re.compile(r"^local (?:function (\w+)|([\w, ]+?) =)", re.MULTILINE)

@@ -1,6 +1,6 @@
 """Stored records to values: the Python mirror of the Lua record format.
 
-A record is a MessagePack array of up to 23 fields (see :mod:`._lua`), trailing nils
+A record is a MessagePack array of up to 24 fields (see :mod:`._lua`), trailing nils
 omitted; strings arrive as bytes (``raw=True``: payloads are not UTF-8). :func:`claim`
 is strict (a claim must be complete); :func:`record` is lenient (listings never fail
 on a damaged field, only on an unknown status, like the SQLite store).
@@ -12,15 +12,16 @@ from typing import Any, Final
 
 import msgpack
 
+from taskmill._backend import AttemptError
 from taskmill._errors import BackendError
 
 from ._types import Claim, ErrorText, Status, TaskRecord
 
 __all__ = ["CODES", "STATUS_CODES", "claim", "fields", "record"]
 
-NF: Final = 23
+NF: Final = 24
 # Field positions (0-based here; 1-based in Lua).
-(PL, ST, PR, EN, NM, RA, AT, DL, SA, TK, WK, FA, EA, RS, ET, EM, EB, WL, CR, DR, UK, US, UT) = (
+(PL, ST, PR, EN, NM, RA, AT, DL, SA, TK, WK, FA, EA, RS, ET, EM, EB, WL, CR, DR, UK, US, UT, EH) = (
     range(NF)
 )
 
@@ -39,7 +40,7 @@ STATUS_CODES: Final = {status: code.decode() for code, status in CODES.items()}
 
 
 def fields(raw: bytes) -> list[Any] | None:
-    """Return the 23 fields of a record (``None`` for absent ones), or ``None`` if undecodable."""
+    """Return the 24 fields of a record (``None`` for absent ones), or ``None`` if undecodable."""
     try:
         values = msgpack.unpackb(raw, raw=True)
     except (ValueError, msgpack.UnpackException):
@@ -112,7 +113,25 @@ def record(task_id: str, queue: str, raw: bytes, name: str) -> TaskRecord:
         result=result if isinstance(result, bytes) and result else None,
         error=_error(values),
         dead_reason=_text(values[DR]),
+        history=_history(values[EH]),
     )
+
+
+def _history(value: object) -> tuple[AttemptError, ...]:
+    """Decode the error history field leniently (damaged entries are left out)."""
+    if not isinstance(value, list):
+        return ()
+    out = []
+    for entry in value:
+        if isinstance(entry, list) and len(entry) == 4 and isinstance(entry[0], int):
+            attempt, kind, message, traceback = entry
+            error = ErrorText(
+                type=_text(kind) or "",
+                message=_text(message) or "",
+                traceback=_text(traceback) or "",
+            )
+            out.append(AttemptError(attempt=attempt, error=error))
+    return tuple(out)
 
 
 def claim(  # noqa: PLR0917 - the six parts of a claim, all required

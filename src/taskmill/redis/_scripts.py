@@ -5,7 +5,7 @@ derives the queue's other keys from it, so every key a script touches shares the
 queue's hash tag and lives in one Redis Cluster slot. Time is always Redis ``TIME``
 (milliseconds), never a worker's clock.
 
-A record is one hash field (the task id) holding a MessagePack array of 23 fields
+A record is one hash field (the task id) holding a MessagePack array of 24 fields
 (listed in :mod:`._lua`), trailing nils omitted. A queued task with a 100-byte payload
 is about 117 bytes, which keeps its memory under 200 bytes (docs/redis.md, "Memory").
 Each body runs through :func:`._lua.script`, which batches its writes.
@@ -245,7 +245,7 @@ if not t then
   end
   return 0
 end
-t[ET], t[EM], t[EB] = ARGV[6], ARGV[7], ARGV[8]
+failed(t, ARGV[6], ARGV[7], ARGV[8])
 if t[CR] == 1 then
   finish(id, t, 'C', now, ttl)
 elseif ARGV[4] == '' then

@@ -21,7 +21,16 @@ from . import _rows
 from ._records import Status, StoreStatistics
 from ._schema import COLUMNS
 
-__all__ = ["Counts", "data_version", "get", "list_rows", "rows_by_id", "statistics", "statuses"]
+__all__ = [
+    "Counts",
+    "data_version",
+    "get",
+    "history",
+    "list_rows",
+    "rows_by_id",
+    "statistics",
+    "statuses",
+]
 
 _VISIBLE: Final = "(expires_at IS NULL OR expires_at > ?)"
 
@@ -32,6 +41,16 @@ def get(conn: sqlite3.Connection, task_id: str, wall: float) -> _rows.Row | None
         f"SELECT {COLUMNS} FROM tasks WHERE id = ? AND {_VISIBLE}", (task_id, wall)
     ).fetchone()
     return row
+
+
+def history(conn: sqlite3.Connection, seq: int) -> list[tuple[int, str, str, str]]:
+    """Return the failed attempts of the task with ``seq``: (attempt, type, message, traceback)."""
+    rows: list[tuple[int, str, str, str]] = conn.execute(
+        "SELECT attempt, type, message, traceback FROM attempt_errors"
+        " WHERE task_seq = ? ORDER BY attempt",
+        (seq,),
+    ).fetchall()
+    return rows
 
 
 def list_rows(

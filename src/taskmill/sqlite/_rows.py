@@ -8,14 +8,17 @@ row for listings without ever raising on a column's type.
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from collections.abc import Sequence
 from typing import Any, Final
 
+from taskmill._backend import AttemptError
 from taskmill._errors import BackendError
 
 from ._records import Claim, ErrorText, Status, TaskRecord
 
-__all__ = ["Row", "claim", "problem", "record"]
+__all__ = ["Row", "claim", "problem", "record", "with_history"]
 
 Row = tuple[Any, ...]
 
@@ -185,3 +188,12 @@ def record(row: Row) -> TaskRecord:
         error=_error(row),
         dead_reason=_text(row[DEAD_REASON]),
     )
+
+
+def with_history(record: TaskRecord, rows: Sequence[tuple[int, str, str, str]]) -> TaskRecord:
+    """Return ``record`` with its attempt history from ``attempt_errors`` rows."""
+    history = tuple(
+        AttemptError(attempt=attempt, error=ErrorText(type=kind, message=text, traceback=tb))
+        for attempt, kind, text, tb in rows
+    )
+    return dataclasses.replace(record, history=history)

@@ -11,6 +11,11 @@ query small:
 * ``tasks_status`` — listings and counts by status;
 * ``tasks_expiry`` — results TTL (only rows with a TTL are in it).
 
+Failed attempts are kept in ``attempt_errors`` (schema version 2) by triggers: an
+error written to a task adds a row (traceback cut to its end, the latest
+``HISTORY_LIMIT`` kept), and deleting a task deletes its rows, so no code path that
+fails or purges tasks can forget them.
+
 ``purge_results`` scans in ``seq`` order instead of keeping one more index on
 every finished row: old records come first, so each batch stops early.
 """
@@ -20,13 +25,14 @@ from __future__ import annotations
 import sqlite3
 from typing import Final, Literal
 
+from taskmill._backend import HISTORY_LIMIT, HISTORY_TRACEBACK
 from taskmill._errors import BackendError
 
 __all__ = ["COLUMNS", "SCHEMA_VERSION", "Synchronous", "connect", "prepare"]
 
 Synchronous = Literal["full", "normal", "off"]
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 
 # Every column, in the order record/claim decoding expects.
 COLUMNS: Final = (
@@ -80,6 +86,39 @@ _DDL: Final = (
 )
 
 
+# Version 2: the attempt history.
+_DDL_2: Final = (
+    """
+    CREATE TABLE attempt_errors (
+        task_seq   INTEGER NOT NULL,
+        attempt    INTEGER NOT NULL,
+        type       TEXT    NOT NULL,
+        message    TEXT    NOT NULL,
+        traceback  TEXT    NOT NULL,
+        PRIMARY KEY (task_seq, attempt)
+    ) WITHOUT ROWID
+    """,
+    f"""
+    CREATE TRIGGER attempt_errors_add AFTER UPDATE OF error_type ON tasks
+    WHEN NEW.error_type IS NOT NULL
+    BEGIN
+        INSERT OR REPLACE INTO attempt_errors VALUES (
+            NEW.seq, NEW.attempt, NEW.error_type, coalesce(NEW.error_message, ''),
+            substr(coalesce(NEW.error_traceback, ''), -{HISTORY_TRACEBACK})
+        );
+        DELETE FROM attempt_errors
+        WHERE task_seq = NEW.seq AND attempt <= NEW.attempt - {HISTORY_LIMIT};
+    END
+    """,  # noqa: S608 - two integer constants, no input
+    """
+    CREATE TRIGGER attempt_errors_drop AFTER DELETE ON tasks
+    BEGIN
+        DELETE FROM attempt_errors WHERE task_seq = OLD.seq;
+    END
+    """,
+)
+
+
 def connect(path: str, *, busy_timeout: float) -> sqlite3.Connection:
     """Open a connection in autocommit mode (transactions are explicit)."""
     return sqlite3.connect(path, timeout=busy_timeout, isolation_level=None, check_same_thread=True)
@@ -106,8 +145,8 @@ def prepare(conn: sqlite3.Connection, synchronous: Synchronous) -> int:
 
 def _create(conn: sqlite3.Connection) -> int:
     (version,) = conn.execute("PRAGMA user_version").fetchone()
-    if version == 0:
-        for statement in _DDL:
+    if version < SCHEMA_VERSION:
+        for statement in (*(_DDL if version == 0 else ()), *_DDL_2):
             conn.execute(statement)
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         return SCHEMA_VERSION

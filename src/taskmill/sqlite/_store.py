@@ -400,7 +400,13 @@ class SqliteStore(StoreFacade):
     async def get(self, task_id: str) -> TaskRecord | None:
         """Return the task's record, or ``None`` (unknown, purged or expired)."""
         row = await self._db.run(_queries.get, task_id, _clock.wall_time())
-        return None if row is None else _rows.record(row)
+        if row is None:
+            return None
+        record = _rows.record(row)
+        if record.attempt > 1 or record.error is not None:
+            past = await self._db.run(_queries.history, row[0])
+            record = _rows.with_history(record, past)
+        return record
 
     async def list(
         self,

@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from taskmill import _clock
-from taskmill._backend import LIVE_STATUSES, TaskRecord
+from taskmill._backend import HISTORY_LIMIT, HISTORY_TRACEBACK, LIVE_STATUSES, TaskRecord
 from taskmill._errors import ConfigurationError
 
 from . import _render
@@ -252,7 +252,7 @@ async def tasks(request: Request) -> Response:
 
 
 async def task(request: Request) -> Response:
-    """One task: arguments, options, result, last error, attempts and timestamps."""
+    """One task: arguments, options, result, errors of every failed attempt, timestamps."""
     dashboard = dashboard_of(request)
     task_id = request.path_params["task_id"]
     record = await dashboard.store.get(task_id)
@@ -267,6 +267,8 @@ async def task(request: Request) -> Response:
         result=result,
         result_problem=result_problem,
         live=record.status in LIVE_STATUSES,
+        history_limit=HISTORY_LIMIT,
+        history_traceback=HISTORY_TRACEBACK,
         notice=notice(request),
     )
 
