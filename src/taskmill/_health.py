@@ -261,12 +261,13 @@ class Health:
     def _notify(self, changed: Health) -> None:
         node: Health | None = self
         while node is not None:
-            for listener in tuple(node._listeners or ()):  # noqa: SLF001 - same class
-                try:
-                    listener(changed)
-                except Exception:
-                    logger.exception("health listener %r failed", listener)
-            node = node.parent
+            if node._listeners:  # noqa: SLF001 - same class
+                for listener in tuple(node._listeners):  # noqa: SLF001 - same class
+                    try:
+                        listener(changed)
+                    except Exception:
+                        logger.exception("health listener %r failed", listener)
+            node = node._parent  # noqa: SLF001 - same class
 
     # -- reading ------------------------------------------------------------------
     @property

@@ -173,12 +173,13 @@ class RunContext:
         try:
             await fn()
         except Exception as exc:  # noqa: BLE001 - every failure is recorded and reported
-            self._ended(self.loop.time() - started, exc)
+            self.ended(self.loop.time() - started, exc)
             return exc
-        self._ended(self.loop.time() - started, None)
+        self.ended(self.loop.time() - started, None)
         return None
 
-    def _ended(self, seconds: float, error: BaseException | None) -> None:
+    def ended(self, seconds: float, error: BaseException | None) -> None:
+        """Record one run that took ``seconds`` (``error``: it failed)."""
         self.runs += 1
         self.last_duration = seconds
         self.metrics.job_run(self.kind, self.name, seconds)

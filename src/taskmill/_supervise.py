@@ -8,6 +8,10 @@ anything shorter extends the streak of bad runs. Every restart waits at least
 restarts a returning worker with no delay at all). Cancellation is never a
 failure: it stops the supervisor at once, during a run or a wait, and no run ever
 starts after it.
+
+Given a :class:`~taskmill.Health` scope, a supervised worker reports on it: OK
+``"running"`` while a run is in progress, DEGRADED with the exit (and the error, if
+it raised) while it backs off before a restart, and STOPPED when the supervisor ends.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import Literal, final
 
 from ._backoff import Backoff, Exponential
 from ._errors import ConfigurationError
+from ._health import Health
 from ._workers import WorkerLike, describe, named, worker_callable
 
 __all__ = [
@@ -115,6 +120,7 @@ class Supervised:
 
     __slots__ = (
         "_failures",
+        "_health",
         "_last_error",
         "_next_run_at",
         "_returns",
@@ -127,7 +133,11 @@ class Supervised:
         "worker",
     )
 
-    def __init__(self, worker: WorkerLike, policy: RestartPolicy, *, name: str) -> None:
+    def __init__(
+        self, worker: WorkerLike, policy: RestartPolicy, *, name: str, health: Health | None = None
+    ) -> None:
+        if health is not None and not isinstance(health, Health):
+            raise ConfigurationError(f"health must be a taskmill Health node, got {health!r}")
         self.worker = worker
         self.policy = policy
         self.name = name
@@ -136,6 +146,12 @@ class Supervised:
         self._runs = self._failures = self._returns = self._streak = 0
         self._last_error: str | None = None
         self._next_run_at: float | None = None
+        self._health = health
+
+    @property
+    def health(self) -> Health | None:
+        """The health scope this supervisor reports on (``None``: it reports nowhere)."""
+        return self._health
 
     async def run(self) -> None:
         """Run the worker, restarting it after every exit, until cancelled."""
@@ -152,14 +168,20 @@ class Supervised:
                 self._streak = 0 if healthy else self._streak + 1
                 previous = self.policy.restart_delay(self._streak, rng, previous)
                 self._log_exit(error, previous)
+                self._report_exit(error, previous)
                 await self._wait(loop, previous)
         finally:
             self._state = "stopped"
             self._next_run_at = None
+            if self._health is not None:
+                self._health.stopped("stopped")
 
     async def _run_once(self) -> Exception | None:
         self._state = "running"
         self._runs += 1
+        if self._health is not None:
+            restarts = self._runs - 1
+            self._health.ok(f"running (restart {restarts})" if restarts else "running")
         try:
             await self._run()
         except Exception as error:  # noqa: BLE001 - a failed run is restarted, not raised
@@ -175,6 +197,13 @@ class Supervised:
         self._next_run_at = loop.time() + delay
         await asyncio.sleep(delay)
         self._next_run_at = None
+
+    def _report_exit(self, error: Exception | None, delay: float) -> None:
+        health = self._health
+        if health is None:
+            return
+        how = "returned" if error is None else f"failed: {error}"
+        health.degraded(f"{how}; restarting in {delay:.3g}s", error)
 
     def _log_exit(self, error: Exception | None, delay: float) -> None:
         if error is None:
@@ -214,7 +243,11 @@ class Supervised:
 
 
 def supervise(
-    worker: WorkerLike, policy: RestartPolicy | None = None, *, name: str | None = None
+    worker: WorkerLike,
+    policy: RestartPolicy | None = None,
+    *,
+    name: str | None = None,
+    health: Health | None = None,
 ) -> Supervised:
     """Return a worker that runs ``worker`` and restarts it after every exit.
 
@@ -223,11 +256,20 @@ def supervise(
         policy: Backoff, minimum delay and healthy-run threshold
             (default :class:`RestartPolicy()`).
         name: Name for logs and statistics (default: the worker's).
+        health: A scope to report on: OK ``"running"`` during a run (``"running
+            (restart N)"`` after restarts), DEGRADED ``"failed: <error>; restarting
+            in Xs"`` (with the error) or ``"returned; restarting in Xs"`` while
+            backing off, STOPPED ``"stopped"`` when the supervisor ends.
+
+    Raises:
+        ConfigurationError: ``health`` is not a :class:`~taskmill.Health`.
 
     Example:
         >>> worker = supervise(lambda: asyncio.sleep(1), RestartPolicy(min_delay=1.0))
     """
-    return Supervised(worker, policy or RestartPolicy(), name=name or describe(worker))
+    return Supervised(
+        worker, policy or RestartPolicy(), name=name or describe(worker), health=health
+    )
 
 
 @final
@@ -243,11 +285,17 @@ class DeclarativeWorker:
         worker: What to run.
         name: Logging subsystem name for each run.
         restart: Restart policy; ``None`` runs the worker once, unsupervised.
+        health: Scope the supervisor reports on (see :func:`supervise`); only
+            with ``restart``.
+
+    Raises:
+        ConfigurationError: ``health`` without ``restart``.
     """
 
     worker: WorkerLike
     name: str | None = None
     restart: RestartPolicy | None = None
+    health: Health | None = None
     composed: WorkerLike = field(init=False, repr=False, compare=False)
     _run: Callable[[], Awaitable[None]] = field(init=False, repr=False, compare=False)
 
@@ -256,7 +304,11 @@ class DeclarativeWorker:
         if self.name:
             composed = named(self.name, composed)
         if self.restart is not None:
-            composed = supervise(composed, self.restart)
+            composed = supervise(composed, self.restart, health=self.health)
+        elif self.health is not None:
+            raise ConfigurationError(
+                "DeclarativeWorker: health is reported by the supervisor; set restart too"
+            )
         object.__setattr__(self, "composed", composed)
         object.__setattr__(self, "_run", worker_callable(composed))
 

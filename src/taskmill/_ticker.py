@@ -121,11 +121,16 @@ class Ticker:
             The deadline that was consumed.
         """
         consumed = self._index
-        first_after = self._first_index_after(max(now, self._at(consumed)), consumed)
+        at = self._at(consumed)
+        following = self._at(consumed + 1)
+        if following > now and following > at:  # on time (the common case)
+            first_after = consumed + 1
+        else:
+            first_after = self._first_index_after(max(now, at), consumed)
         self.missed += first_after - consumed - 1
         self.ticks += 1
         self._index = first_after
-        return self._at(consumed)
+        return at
 
     def _first_index_after(self, now: float, floor: int) -> int:
         """Return the smallest grid index > ``floor`` whose point is > ``now``."""

@@ -16,6 +16,7 @@ runs); from another thread use ``loop.call_soon_threadsafe``.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import final
 
@@ -117,7 +118,7 @@ class TimerSignal:
         "pending",
         "served",
         "trigger",
-        "waiter",
+        "wake",
     )
 
     def __init__(self, debounce: float = 0.0) -> None:
@@ -132,8 +133,8 @@ class TimerSignal:
         """Runs that served at least one trigger."""
         self.dropped = 0
         """Triggers dropped by the debounce."""
-        self.waiter: asyncio.Future[None] | None = None
-        """Resolved when a trigger arrives (set by the waiting timer)."""
+        self.wake: Callable[[], None] | None = None
+        """Called when a trigger arrives (set by the running timer)."""
         self.trigger: Trigger | None = None
 
     def attach(self, trigger: Trigger) -> None:
@@ -167,9 +168,9 @@ class TimerSignal:
         if self.pending == 0:
             self.first_at = now
         self.pending += 1
-        waiter = self.waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        wake = self.wake
+        if wake is not None:
+            wake()
 
     def take(self, now: float, started: float) -> tuple[float, int] | None:
         """Consume the pending triggers for a run starting at ``now``.

@@ -223,3 +223,116 @@ class TestDeclarativeWorker:
             return None
 
         assert work is tm.DeclarativeWorker(worker=work).composed
+
+
+class TestHealth:
+    """A supervised worker given a health scope reports on it (virtual time)."""
+
+    async def test_ok_while_running_degraded_while_backing_off_stopped_at_the_end(self) -> None:
+        """OK during each run, DEGRADED with the error during the backoff, STOPPED on cancel."""
+        node = tm.Health.root("app").scope("consumer")
+        changes: list[tuple[float, str, str, str | None]] = []
+        loop = asyncio.get_running_loop()
+
+        def seen(changed: tm.Health) -> None:
+            error = None if changed.error is None else changed.error.message
+            changes.append((loop.time(), changed.own_level.value, changed.message, error))
+
+        node.add_listener(seen)
+        worker = Flaky({1: 2.0, 2: 0.5})  # run 1: 0..2 fails, waits 1; run 2: 3..3.5 fails
+        supervised = tm.supervise(worker, NO_JITTER, name="consumer", health=node)
+        assert supervised.health is node
+        await run_for(supervised, 4.0)  # waiting for the restart at 5.5 when cancelled
+        assert [
+            (0.0, "ok", "running", None),
+            (2.0, "degraded", "failed: run 1 failed; restarting in 1s", "run 1 failed"),
+            (3.0, "ok", "running (restart 1)", None),
+            (3.5, "degraded", "failed: run 2 failed; restarting in 2s", "run 2 failed"),
+            (4.0, "stopped", "stopped", None),
+        ] == changes
+        assert node.error is None  # a clean stop carries no error
+
+    async def test_error_type_is_kept_while_backing_off(self) -> None:
+        """The DEGRADED report carries the run's error (type and text) until the restart."""
+        node = tm.Health.root("w")
+        task = asyncio.create_task(tm.supervise(Flaky(), NO_JITTER, health=node).run())
+        await wait_all_tasks_blocked()
+        assert tm.HealthLevel.DEGRADED is node.level
+        assert tm.HealthError(type="RuntimeError", message="run 1 failed") == node.error
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert (tm.HealthLevel.STOPPED, "stopped") == (node.level, node.message)
+
+    async def test_clean_return_is_degraded_without_an_error(self) -> None:
+        """A worker that returns is an exit too: DEGRADED 'returned; ...' with no error."""
+        node = tm.Health.root("w")
+        task = asyncio.create_task(tm.supervise(Flaky(fail=False), NO_JITTER, health=node).run())
+        await wait_all_tasks_blocked()
+        assert (tm.HealthLevel.DEGRADED, "returned; restarting in 1s", None) == (
+            node.own_level,
+            node.message,
+            node.error,
+        )
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    async def test_ok_during_a_long_run_and_stopped_when_cancelled_mid_run(self) -> None:
+        """A healthy long run stays OK; cancelling it mid-run ends STOPPED."""
+        node = tm.Health.root("w")
+        supervised = tm.supervise(Flaky({1: 3600.0}), NO_JITTER, health=node)
+        task = asyncio.create_task(supervised.run())
+        await asyncio.sleep(1800)
+        assert (tm.HealthLevel.OK, "running") == (node.level, node.message)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert (tm.HealthLevel.STOPPED, "stopped") == (node.level, node.message)
+
+    async def test_aggregates_into_the_parent_scope(self) -> None:
+        """Two supervised workers under one parent: the parent shows the worst of them."""
+        app = tm.Health.root("app")
+        good = tm.supervise(Flaky({1: 3600.0}), NO_JITTER, health=app.scope("good"))
+        bad = tm.supervise(Flaky(), NO_JITTER, health=app.scope("bad"))
+        tasks = [asyncio.create_task(w.run()) for w in (good, bad)]
+        await wait_all_tasks_blocked()
+        assert tm.HealthLevel.DEGRADED is app.level
+        snapshot = app.snapshot()
+        assert snapshot.find("good") is not None
+        assert tm.HealthLevel.OK is snapshot.find("good").level  # type: ignore[union-attr]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        assert tm.HealthLevel.STOPPED is app.snapshot().level
+
+    async def test_declarative_worker_passes_health_to_its_supervisor(self) -> None:
+        """DeclarativeWorker(health=...) reports through the supervisor it composes."""
+        node = tm.Health.root("w")
+
+        async def work() -> None:
+            raise RuntimeError("nope")
+
+        worker = tm.DeclarativeWorker(worker=work, name="W", restart=NO_JITTER, health=node)
+        await run_for(worker, 0.5)
+        assert (tm.HealthLevel.STOPPED, "stopped") == (node.level, node.message)
+        assert isinstance(worker.composed, tm.Supervised)
+        assert node is worker.composed.health
+
+    def test_health_needs_a_restart_policy_and_a_health_node(self) -> None:
+        """Health without a supervisor, or a non-Health scope, is refused at the call."""
+
+        async def work() -> None:
+            return None
+
+        with pytest.raises(tm.ConfigurationError, match="restart"):
+            tm.DeclarativeWorker(worker=work, health=tm.Health.root("w"))
+        with pytest.raises(tm.ConfigurationError, match="Health"):
+            tm.supervise(work, health="app/worker")  # type: ignore[arg-type]
+
+    async def test_without_health_nothing_is_reported(self) -> None:
+        """No scope given: the supervisor has none and runs as before."""
+        supervised = tm.supervise(Flaky(), NO_JITTER)
+        await run_for(supervised, 1.5)
+        assert supervised.health is None
+        assert 2 == supervised.statistics().runs
